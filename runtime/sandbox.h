@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* One sandbox: created, entered, measured and destroyed.
+ *
+ * A sandbox is a PID 1 forked (never exec'd) from the caller with clone3()
+ * into new user, pid, net, uts, ipc, mount and cgroup namespaces, inside
+ * its own cgroup, on an overlay of a read-only image. The caller talks to
+ * PID 1 over a SOCK_SEQPACKET control socket: it asks PID 1 to spawn
+ * commands (passing their stdio fds), and PID 1 reports when each one has
+ * started and when it exits.
+ *
+ * The API is usable both blocking (sp_sandbox_create + sp_exec_wait, as
+ * `sandpoold run` does) and from an event loop: watch
+ * sp_sandbox_control_fd() for EPOLLIN and call sp_sandbox_next_event()
+ * until it returns -EAGAIN; watch sp_sandbox_pidfd() to notice PID 1 dying.
+ *
+ * Must be called from a single-threaded process that is in a private mount
+ * namespace of its own (see sp_runtime_init()). */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "limits.h"
+#include "macro.h"
+#include "seccomp.h"
+
+#define SP_ID_RANGE 65536u    /* host ids given to each sandbox */
+#define SP_SANDBOX_UID 1000u  /* the `sandbox` user inside */
+#define SP_SANDBOX_GID 1000u
+
+/* Once per process: move into a private mount namespace (so that staging
+ * mounts never show on the host) and create the staging directory. */
+int sp_runtime_init(const char *stage_dir, sp_error *err);
+
+typedef struct sp_sandbox_spec {
+        const char *name;      /* unique among live sandboxes: [A-Za-z0-9_-]{1,64} */
+        const char *rootfs;    /* image directory, used read-only as overlay lower */
+        const char *hostname;  /* NULL: "sandbox" */
+        const char *stage_dir; /* same as given to sp_runtime_init() */
+        uid_t id_base;         /* host uid/gid of root inside; SP_ID_RANGE ids from here */
+        sp_limits limits;
+        sp_cgroup_manager *cgroups;
+        /* Loaded by PID 1 before it reports ready, inherited by every
+         * command. NULL only for tests of the runtime itself. */
+        const sp_seccomp_program *seccomp;
+} sp_sandbox_spec;
+
+typedef struct sp_sandbox sp_sandbox;
+
+/* Clone PID 1 and do the parent's half of the setup (cgroup, id maps,
+ * idmapped lower, tmpfs, overlay). Returns at once; PID 1 finishes on its
+ * own and announces SP_EVENT_READY (or SP_EVENT_FAILED). */
+int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *err);
+/* sp_sandbox_start() and wait (up to timeout_ms) for READY. */
+int sp_sandbox_create(const sp_sandbox_spec *spec, int timeout_ms, sp_sandbox **ret, sp_error *err);
+
+int sp_sandbox_control_fd(const sp_sandbox *sb); /* EPOLLIN: call sp_sandbox_next_event() */
+int sp_sandbox_pidfd(const sp_sandbox *sb);      /* readable when PID 1 has died */
+const char *sp_sandbox_name(const sp_sandbox *sb);
+bool sp_sandbox_is_ready(const sp_sandbox *sb);
+uid_t sp_sandbox_id_base(const sp_sandbox *sb);
+/* O_PATH fd of the sandbox's root directory (the overlay, without /proc,
+ * /dev and other mounts on it), for openat2(RESOLVE_IN_ROOT). Owned by the
+ * sandbox. -EBADF when not ready. */
+int sp_sandbox_root_fd(const sp_sandbox *sb);
+const sp_cgroup *sp_sandbox_cgroup(const sp_sandbox *sb);
+
+typedef struct sp_exec_spec {
+        char *const *argv;  /* argv[0] is looked up in PATH when it has no '/' */
+        char *const *envp;  /* NULL: a default environment */
+        const char *cwd;    /* NULL: the user's home (/home/sandbox, / for root) */
+        int stdin_fd, stdout_fd, stderr_fd; /* the caller's fds; -1: /dev/null */
+        uid_t uid;          /* inside the sandbox; SP_SANDBOX_UID by default */
+        gid_t gid;
+} sp_exec_spec;
+void sp_exec_spec_init(sp_exec_spec *s); /* defaults: uid/gid 1000, fds -1 */
+
+/* Ask PID 1 to start a command. The fds are passed with SCM_RIGHTS; the
+ * caller keeps (and may close) its copies. Returns an id (> 0) that later
+ * events carry. Fails with -E2BIG when argv+env exceed the kernel's limit. */
+int sp_sandbox_spawn(sp_sandbox *sb, const sp_exec_spec *spec, uint64_t *ret_id, sp_error *err);
+/* Signal a command's whole process group (it runs in its own session). */
+int sp_sandbox_signal(sp_sandbox *sb, uint64_t id, int sig);
+
+typedef enum sp_event_type {
+        SP_EVENT_NONE = 0,
+        SP_EVENT_READY,   /* PID 1 finished setup */
+        SP_EVENT_FAILED,  /* setup failed: event.error */
+        SP_EVENT_STARTED, /* command id is running, event.pid is its pid inside */
+        SP_EVENT_EXITED,  /* command id ended: event.exit */
+} sp_event_type;
+
+typedef struct sp_exit_info {
+        int exit_code;       /* 0-255 when exited, -1 when killed by a signal */
+        int signal;          /* the signal, or 0 */
+        int spawn_errno;     /* >0 when exec failed: exit_code is 127 or 126 */
+        uint64_t cpu_usec;   /* user + system time of the command and its waited children */
+        uint64_t maxrss_kib;
+} sp_exit_info;
+
+typedef struct sp_event {
+        sp_event_type type;
+        uint64_t id;         /* STARTED / EXITED */
+        pid_t pid;           /* STARTED: pid inside the sandbox */
+        sp_exit_info exit;   /* EXITED */
+        sp_error error;      /* FAILED */
+} sp_event;
+
+/* Read one event without blocking: 0 and *ret filled, -EAGAIN when there
+ * is none, -EPIPE when PID 1 has gone away. Internal messages (such as the
+ * signal that staging mounts may be removed) are handled here and not
+ * returned. */
+int sp_sandbox_next_event(sp_sandbox *sb, sp_event *ret);
+/* Block up to timeout_ms (-1: forever) for the next event. -ETIME on timeout. */
+int sp_sandbox_wait_event(sp_sandbox *sb, int timeout_ms, sp_event *ret);
+
+typedef struct sp_sandbox_stats {
+        sp_cgroup_stats cgroup;
+} sp_sandbox_stats;
+int sp_sandbox_stats_read(const sp_sandbox *sb, sp_sandbox_stats *ret);
+
+/* Kill everything inside (PID 1 with SIGKILL tears down the whole pid
+ * namespace; on v2 cgroup.kill as well). Does not block. */
+int sp_sandbox_kill(sp_sandbox *sb);
+/* Kill, wait for PID 1 to be reaped, remove the cgroup, free. Blocks until
+ * the kernel has let go (~0.3 ms). Returns the first cleanup error. */
+int sp_sandbox_destroy(sp_sandbox *sb);
