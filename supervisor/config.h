@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The one typed configuration of sandpoold. Filled in this order, each
+ * later source overriding the earlier: built-in defaults (those of the
+ * Docker pool it replaces), the INI file (/etc/sandpool/sandpool.conf or
+ * --config), then SANDPOOL_<KEY> environment variables. Per-request values
+ * are validated against it by the API (they may lower a limit, never
+ * raise it past the configured cap). Every value is validated here, in one
+ * place. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+typedef enum sp_config_source {
+        SP_SOURCE_DEFAULT = 0,
+        SP_SOURCE_FILE,
+        SP_SOURCE_ENV,
+        SP_SOURCE_CMDLINE,
+} sp_config_source;
+
+typedef struct sp_config {
+        /* [server] */
+        char *socket;          /* /run/sandpool/sandpool.sock */
+        mode_t socket_mode;    /* 0660 */
+        char *socket_group;    /* sandpool (missing group: a warning, root group kept) */
+        char *admin_group;     /* sandpool-admin; root is always admin */
+        char *state_dir;       /* /var/lib/sandpool */
+        char *cgroup_parent;   /* NULL: the cgroup the daemon starts in */
+        char *cgroup_mode;     /* "auto" | "v2" | "v1" */
+        uint32_t id_base;      /* first host uid/gid given to sandboxes: 1000000000 */
+        /* [images] */
+        char *rootfs;          /* /var/lib/sandpool/images/default */
+        char *seccomp_policy;  /* SANDPOOL_POLICYDIR/default.policy */
+        /* [pool] */
+        uint32_t pool_size;        /* 10 */
+        uint32_t min_pool_size;    /* 3 */
+        uint32_t max_pool_size;    /* 80 */
+        bool aggressive_cleanup;   /* true */
+        uint64_t container_idle_timeout_ms; /* 5min */
+        /* [limits] */
+        uint64_t memory_limit;     /* bytes, 256M */
+        uint32_t cpu_limit;        /* % of one CPU, 25 */
+        uint32_t pids_limit;       /* 256 */
+        uint64_t disk_limit;       /* bytes, 512M */
+        uint64_t command_timeout_ms; /* 30s */
+        uint64_t max_output;       /* bytes per stream per command, 1M */
+        uint64_t max_upload;       /* bytes per file PUT body, 64M */
+        /* [sessions] */
+        uint64_t session_timeout_ms;      /* 15min */
+        uint64_t session_idle_timeout_ms; /* 5min */
+        uint32_t max_sessions_per_uid;    /* 0: no cap beyond max_pool_size */
+} sp_config;
+
+/* Where each key's value came from, for --print-config. */
+typedef struct sp_config_origin {
+        sp_config_source source;
+        char *where; /* "/etc/sandpool/sandpool.conf:12", "SANDPOOL_POOL_SIZE", NULL for defaults */
+} sp_config_origin;
+
+typedef struct sp_config_set {
+        sp_config cfg;
+        sp_config_origin *origins; /* one per key, in the order of the key table */
+} sp_config_set;
+
+/* Defaults, then the file (path NULL: the default path, missing is fine;
+ * an explicit path that is missing is an error), then the environment
+ * (envp NULL: environ). Errors name the file, line and key, or the
+ * variable: "/etc/sandpool/sandpool.conf:7: [pool] pool_size: not a number: 'ten'". */
+int sp_config_load(sp_config_set *ret, const char *path, char **envp, sp_error *err);
+void sp_config_set_done(sp_config_set *s);
+/* Print every key as INI, each with a comment saying where it came from. */
+void sp_config_print(const sp_config_set *s, FILE *f);
+/* Same, as a JSON-ready list of (section, key, value-as-text, source, where). */
+typedef void (*sp_config_visit_fn)(const char *section, const char *key, const char *value,
+                                   sp_config_source source, const char *where, void *userdata);
+void sp_config_visit(const sp_config_set *s, sp_config_visit_fn fn, void *userdata);
+
+/* Parsers shared with the API and the one-shot CLI. 0 or -EINVAL/-ERANGE. */
+int sp_parse_size(const char *s, uint64_t *ret);        /* "256M", "1G", "4096", "512K" */
+int sp_parse_duration_ms(const char *s, uint64_t *ret); /* "30s", "5min", "1h", "250ms", "15" (s) */
+int sp_parse_bool(const char *s, bool *ret);            /* true/false/yes/no/on/off/1/0 */
+const char *sp_config_source_to_string(sp_config_source s);
