@@ -66,8 +66,7 @@ static int v2_probe(sp_cgroup_manager *m, const sp_cgroup_mount *mounts, size_t 
                 char names[64];
                 sp_cgroup_ctrl_mask_format(missing, names, sizeof(names));
                 return sp_error_set(err, -EOPNOTSUPP,
-                                    "cgroup v2 at %s has no %s controller%s for %s (cgroup.controllers: \"%s\"); "
-                                    "on a hybrid host they are on cgroup v1: use mode v1 or auto",
+                                    "cgroup v2 at %s has no %s controller%s for %s (cgroup.controllers: \"%s\")",
                                     mnt->path, names, strchr(names, ',') ? "s" : "", rel, buf);
         }
 

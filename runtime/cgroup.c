@@ -653,7 +653,13 @@ static int manager_probe(sp_cgroup_manager *m, const sp_cgroup_manager_options *
         if (opts->mode == SP_CGROUP_V2 || opts->mode == SP_CGROUP_V1) {
                 m->backend = opts->mode == SP_CGROUP_V2 ? &sp_cgroup_backend_v2 : &sp_cgroup_backend_v1;
                 m->mode = opts->mode;
-                return m->backend->probe(m, mounts, n_mounts, proc_cgroup, opts, err);
+                sp_error e = {};
+                int r = m->backend->probe(m, mounts, n_mounts, proc_cgroup, opts, &e);
+                if (r >= 0)
+                        return r;
+                /* The usual cause: a hybrid host, where they are on v1. */
+                return sp_error_set(err, r, "%s%s", e.message,
+                                    r == -EOPNOTSUPP && opts->mode == SP_CGROUP_V2 ? "; use mode v1 or auto" : "");
         }
         if (opts->mode != SP_CGROUP_AUTO)
                 return sp_error_set(err, -EINVAL, "Unknown cgroup mode %d", (int) opts->mode);
@@ -669,7 +675,7 @@ static int manager_probe(sp_cgroup_manager *m, const sp_cgroup_manager_options *
         r = m->backend->probe(m, mounts, n_mounts, proc_cgroup, opts, &e1);
         if (r >= 0)
                 return r;
-        return sp_error_set(err, r, "No cgroup layout can enforce memory, cpu and pids limits: %s / %s", e2.message,
+        return sp_error_set(err, r, "No cgroup mode can enforce memory, cpu and pids: %s; %s", e2.message,
                             e1.message);
 }
 
