@@ -71,6 +71,35 @@ static void reset_signals(void) {
         sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* PID 1 is a copy of the caller, command line included, and
+ * /proc/1/cmdline is readable by everyone inside: overwrite it in place
+ * (our copy of the memory only) so the host's arguments do not show. */
+static void hide_cmdline(void) {
+        char buf[1024];
+        _cleanup_close_ int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (n <= 0)
+                return;
+        buf[n] = 0;
+        char *p = strrchr(buf, ')');
+        unsigned long long arg_start = 0, arg_end = 0;
+        /* Fields after the command name start at 3 (state); arg_start is 48. */
+        for (int field = 3; p && field <= 49; field++) {
+                p = strchr(p + 1, ' ');
+                if (p && field == 48)
+                        arg_start = strtoull(p + 1, NULL, 10);
+                if (p && field == 49)
+                        arg_end = strtoull(p + 1, NULL, 10);
+        }
+        if (arg_start == 0 || arg_end <= arg_start)
+                return;
+        static const char title[] = "sandpool-init";
+        size_t len = (size_t) (arg_end - arg_start);
+        memset((void *) (uintptr_t) arg_start, 0, len);
+        memcpy((void *) (uintptr_t) arg_start, title, MIN(len - 1, sizeof(title) - 1));
+        (void) prctl(PR_SET_NAME, title);
+}
+
 static _noreturn_ void child_fail(int ctl, int r, const char *msg) {
         (void) sp_msg_send(ctl, SP_MSG_FAILED, 0, r, 0, msg, strlen(msg), NULL, 0);
         _exit(1);
@@ -93,6 +122,7 @@ static _noreturn_ void child_main(const child_args *a) {
         (void) close_range(0, 2, 0);
         (void) close_range(4, ~0U, 0);
         reset_signals();
+        hide_cmdline();
 
         /* Stage GO: ids mapped, cgroup joined, overlay staged. */
         ssize_t n = sp_msg_recv(ctl, buf, sizeof(buf), 0, fds, &nfds);

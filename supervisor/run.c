@@ -253,10 +253,13 @@ static int wait_command(sp_sandbox *sb, uint64_t id, uint64_t timeout_ms, int si
 }
 
 static void print_json(const run_result *res, int exit_code) {
+        char code[16] = "null"; /* killed by a signal: no exit code, as in the API */
+        if (!res->exit.signal && !res->killed_by)
+                snprintf(code, sizeof(code), "%d", exit_code);
         fprintf(stderr,
-                "{\"exit_code\":%d,\"signal\":%d,\"oom_killed\":%s,\"timed_out\":%s,\"duration_ms\":%" PRIu64
+                "{\"exit_code\":%s,\"signal\":%d,\"oom_killed\":%s,\"timed_out\":%s,\"duration_ms\":%" PRIu64
                 ",\"cpu_ms\":%" PRIu64 ",\"peak_memory_bytes\":%" PRIu64 "}\n",
-                res->exit.signal ? -1 : exit_code, res->exit.signal, res->oom_killed ? "true" : "false",
+                code, res->exit.signal, res->oom_killed ? "true" : "false",
                 res->timed_out ? "true" : "false", res->duration_ms, res->cpu_ms, res->peak_memory);
 }
 
