@@ -442,7 +442,10 @@ int sp_sandbox_kill(sp_sandbox *sb) {
         if (sb->pidfd >= 0 && !sb->reaped && syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0) < 0 &&
             errno != ESRCH)
                 r = -errno;
-        if (sb->cgroup)
+        /* On v2 cgroup.kill is one write and catches a task forked in the
+         * meantime; on v1 killing by pid would mean waiting in a loop, and
+         * the pid namespace already guarantees every task goes. */
+        if (sb->cgroup && sp_cgroup_clone_fd(sb->cgroup) >= 0)
                 (void) sp_cgroup_kill(sb->cgroup);
         return r;
 }
