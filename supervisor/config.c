@@ -954,6 +954,6 @@ void sp_config_print_example(FILE *f) {
                         fprintf(f, "\n[%s]\n", k->section);
                 section = k->section;
                 key_env_name(k, env, sizeof(env));
-                fprintf(f, "# %s (%s)\n#%s =%s%s\n", k->help, env, k->key, k->def[0] ? " " : "", k->def);
+                fprintf(f, "# %s\n#%s =%s%s  # %s\n", k->help, k->key, k->def[0] ? " " : "", k->def, env);
         }
 }

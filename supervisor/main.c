@@ -10,6 +10,7 @@
 
 #include "build-config.h"
 #include "log.h"
+#include "run.h"
 #include "server.h"
 #include "session.h"
 
@@ -19,6 +20,7 @@
 
 static void help(void) {
         printf("Usage: sandpoold [OPTIONS]\n"
+               "       sandpoold run [OPTIONS] -- CMD [ARGS...]   (one command, see run --help)\n"
                "\n"
                "The sandpool supervisor: serves the sandbox API on a Unix socket.\n"
                "\n"
@@ -219,10 +221,13 @@ static int setup_runtime(server *srv) {
 
         /* Each sandbox takes SP_ID_RANGE host ids from id_base up; never
          * hand out a range that would wrap past the top of uid_t. */
-        srv->n_slots = (uint32_t) MIN((uint64_t) 65536, ((uint64_t) UINT32_MAX - cfg->id_base) / SP_ID_RANGE);
-        srv->slots = calloc(srv->n_slots ? srv->n_slots : 1, 1);
-        if (!srv->slots)
-                return -ENOMEM;
+        srv->n_slots = (uint32_t) MIN(16384u, ((uint64_t) UINT32_MAX - cfg->id_base) / SP_ID_RANGE - 1);
+        if (srv->n_slots == 0) {
+                log_error("id_base %u leaves no room for a sandbox's %u ids", cfg->id_base, SP_ID_RANGE);
+                return -ERANGE;
+        }
+        if (mkdir("/run/sandpool", 0711) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Failed to create /run/sandpool");
         return 0;
 }
 
@@ -275,7 +280,6 @@ static void server_done(server *srv) {
         if (srv->stage_dir)
                 (void) rmdir(srv->stage_dir);
         free(srv->stage_dir);
-        free(srv->slots);
         free(srv->socket_path);
         sd_event_unref(srv->event);
         sp_config_set_done(&srv->config);
@@ -286,6 +290,9 @@ int main(int argc, char **argv) {
         args a = {};
         sp_error err = {};
         int r;
+
+        if (argc >= 2 && streq(argv[1], "run"))
+                return sandpoold_run_main(argc - 1, argv + 1);
 
         r = parse_args(argc, argv, &a);
         if (r <= 0)

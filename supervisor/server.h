@@ -57,8 +57,8 @@ struct server {
         char *stage_dir;
         sp_cgroup_manager *cgroups;
         sp_seccomp_program *seccomp;
-        uint8_t *slots;            /* id range slot in use (1) or free (0) */
-        uint32_t n_slots;
+        uint32_t n_slots;          /* id ranges we may claim (sp_idslot, cross-process) */
+        uint32_t slot_hint;
         uint64_t sandbox_counter;  /* for unique sandbox names */
 
         /* HTTP */

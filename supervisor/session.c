@@ -89,16 +89,6 @@ int session_params_from_json(server *srv, json_t *body, session_params *p, const
 
 /* --- sandboxes --------------------------------------------------------- */
 
-static int slot_take(server *srv, uint32_t *ret) {
-        for (uint32_t i = 0; i < srv->n_slots; i++)
-                if (!srv->slots[i]) {
-                        srv->slots[i] = 1;
-                        *ret = i;
-                        return 0;
-                }
-        return -EBUSY;
-}
-
 /* Get a sandbox for a new session. Today it starts one (it becomes ready
  * asynchronously); the pool (issue 5) will hand out a warm one here. */
 static int session_take_sandbox(server *srv, const sp_limits *limits, session *s, sp_error *err) {
@@ -106,20 +96,22 @@ static int session_take_sandbox(server *srv, const sp_limits *limits, session *s
         sp_sandbox_spec spec = {};
         int r;
 
-        r = slot_take(srv, &s->slot);
+        r = sp_idslot_acquire(IDSLOT_DIR, cfg->id_base, srv->n_slots, srv->slot_hint++ % srv->n_slots, &s->slot);
+        if (r == -EBUSY)
+                return sp_error_set(err, r, "every host id range is in use");
         if (r < 0)
-                return sp_error_set(err, r, "no free id range");
+                return sp_error_set(err, r, "cannot claim a host id range in %s: %s", IDSLOT_DIR, strerror(-r));
         snprintf(s->name, sizeof(s->name), "sb-%" PRIu64, ++srv->sandbox_counter);
         spec.name = s->name;
         spec.rootfs = cfg->rootfs;
         spec.stage_dir = srv->stage_dir;
-        spec.id_base = cfg->id_base + s->slot * SP_ID_RANGE;
+        spec.id_base = s->slot.base;
         spec.limits = *limits;
         spec.cgroups = srv->cgroups;
         spec.seccomp = srv->seccomp;
         r = sp_sandbox_start(&spec, &s->sb, err);
         if (r < 0) {
-                srv->slots[s->slot] = 0;
+                sp_idslot_release(&s->slot);
                 srv->metrics.sandbox_failures++;
                 return r;
         }
@@ -270,6 +262,7 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         if (!s)
                 return sp_error_set(err, -ENOMEM, "out of memory");
         s->srv = srv;
+        s->slot.lock_fd = -EBADF;
         s->owner = owner;
         s->oneshot = oneshot;
         s->state = SESSION_STARTING;
@@ -367,7 +360,8 @@ void session_destroy(session *s, const char *reason) {
         if (r < 0)
                 log_session(LOG_WARNING, s->id, "destroying sandbox %s: %s", s->name, strerror(-r));
         s->sb = NULL;
-        srv->slots[s->slot] = 0;
+        /* only now: the ids are free once PID 1 and every process are gone */
+        sp_idslot_release(&s->slot);
         srv->n_sandboxes--;
         srv->metrics.sessions_ended++;
         log_session(LOG_INFO, s->id, "ended (%s), sandbox %s destroyed in %.2f ms", reason, s->name,

@@ -4,7 +4,12 @@
 /* A session: one sandbox handed to one client uid, with a lifetime and an
  * idle timeout enforced by one timer, and the commands running in it. */
 
+#include "idslot.h"
 #include "server.h"
+
+/* Claimed with flock() here, shared with `sandpoold run` and any other
+ * daemon on the host: two live sandboxes never share a host id range. */
+#define IDSLOT_DIR "/run/sandpool/ids"
 
 typedef enum session_state {
         SESSION_STARTING, /* the sandbox's PID 1 is still setting up */
@@ -25,7 +30,7 @@ struct session {
         session_state state;
 
         sp_sandbox *sb;
-        uint32_t slot;
+        sp_idslot slot;
         char name[32];        /* sandbox name, "sb-<counter>" */
         sd_event_source *ctrl_src, *pidfd_src, *timer, *end_src;
 
