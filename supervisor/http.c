@@ -167,7 +167,7 @@ json_t *request_json_body(request *r, bool allow_empty) {
                 reply_error(r, 400, "bad_request", "a JSON object body is required");
                 return NULL;
         }
-        j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
+        j = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
         if (!j) {
                 reply_error(r, 400, "bad_request", "invalid JSON at line %d column %d: %s", e.line, e.column,
                             e.text);

@@ -110,11 +110,17 @@ static void raise_nofile(void) {
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
                 return;
-        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < NOFILE_WANTED)
-                rl.rlim_max = NOFILE_WANTED; /* root may raise the hard limit */
-        rl.rlim_cur = NOFILE_WANTED;
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < NOFILE_WANTED) {
+                /* root may raise the hard limit, unless a container forbids it */
+                struct rlimit want = { NOFILE_WANTED, NOFILE_WANTED };
+                if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+                        return;
+        }
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? NOFILE_WANTED : MIN(rl.rlim_max, (rlim_t) NOFILE_WANTED);
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                log_warning("Failed to raise RLIMIT_NOFILE to %d: %m", NOFILE_WANTED);
+                log_warning("Failed to raise RLIMIT_NOFILE: %m");
+        if (rl.rlim_cur < NOFILE_WANTED)
+                log_info("RLIMIT_NOFILE is %llu (hard limit)", (unsigned long long) rl.rlim_cur);
 }
 
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -184,8 +190,8 @@ static int setup_runtime(server *srv) {
                 return log_error_errno(-errno, "Failed to create %s", cfg->state_dir);
         if (asprintf(&stage, "%s/stage", cfg->state_dir) < 0)
                 return -ENOMEM;
-        if (mkdir(stage, 0700) < 0 && errno != EEXIST)
-                return log_error_errno(-errno, "Failed to create %s", stage);
+        /* sp_runtime_init() creates it 0711: the sandboxes' root ids must
+         * be able to traverse it. */
         r = sp_runtime_init(stage, &err);
         if (r < 0) {
                 log_error("Failed to initialise the runtime: %s", err.message);
