@@ -380,7 +380,7 @@ int sp_cgroup_write_at(int dirfd, const char *file, const char *value, bool crea
         return 0;
 }
 
-static int read_fd_into(int fd, char *buf, size_t size) {
+static int read_fd_into(int fd, char *buf, size_t size, bool one_record) {
         size_t n = 0;
         for (;;) {
                 if (n + 1 >= size)
@@ -394,6 +394,12 @@ static int read_fd_into(int fd, char *buf, size_t size) {
                 if (k == 0)
                         break;
                 n += (size_t) k;
+                /* A cgroup value file (one seq_file record shorter than a
+                 * page) comes whole in one read: skip the read that would
+                 * only see EOF. Not for multi-record files (cgroup.procs,
+                 * mountinfo): seq_file stops a read at its page buffer. */
+                if (one_record && n + 1 < size)
+                        break;
         }
         buf[n] = 0;
         return (int) n;
@@ -403,7 +409,15 @@ int sp_cgroup_read_at(int dirfd, const char *file, char *buf, size_t size) {
         _cleanup_close_ int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
-        return read_fd_into(fd, buf, size);
+        return read_fd_into(fd, buf, size, false);
+}
+
+/* For files that hold one value or one block of keyed lines. */
+static int read_record_at(int dirfd, const char *file, char *buf, size_t size) {
+        _cleanup_close_ int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        return read_fd_into(fd, buf, size, true);
 }
 
 int sp_cgroup_read_alloc_at(int dirfd, const char *file, char **ret) {
@@ -419,7 +433,7 @@ int sp_cgroup_read_alloc_at(int dirfd, const char *file, char **ret) {
                  * with a bigger buffer rather than stitch two snapshots. */
                 if (lseek(fd, 0, SEEK_SET) < 0)
                         return negative_errno();
-                int r = read_fd_into(fd, buf, size);
+                int r = read_fd_into(fd, buf, size, false);
                 if (r >= 0) {
                         *ret = TAKE_PTR(buf);
                         return r;
@@ -432,15 +446,15 @@ int sp_cgroup_read_alloc_at(int dirfd, const char *file, char **ret) {
 
 int sp_cgroup_read_u64_at(int dirfd, const char *file, uint64_t *ret) {
         char buf[64];
-        int r = sp_cgroup_read_at(dirfd, file, buf, sizeof(buf));
+        int r = read_record_at(dirfd, file, buf, sizeof(buf));
         if (r < 0)
                 return r;
         return sp_cgroup_parse_u64(buf, ret);
 }
 
 int sp_cgroup_read_keyed_at(int dirfd, const char *file, const char *key, uint64_t *ret) {
-        char buf[4096];
-        int r = sp_cgroup_read_at(dirfd, file, buf, sizeof(buf));
+        char buf[2048];
+        int r = read_record_at(dirfd, file, buf, sizeof(buf));
         if (r < 0)
                 return r;
         return sp_cgroup_parse_keyed(buf, key, ret);

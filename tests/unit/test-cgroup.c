@@ -340,7 +340,6 @@ static void test_hybrid_fake_tree(void **state) {
         expect_file(d, "memory.memsw.limit_in_bytes", "67108864");
         assert_int_equal(sp_cgroup_clone_fd(cg), -EOPNOTSUPP);
         snprintf(d, sizeof(d), "%s/cpu,cpuacct/t/a", root);
-        expect_file(d, "cpu.cfs_period_us", "100000");
         expect_file(d, "cpu.cfs_quota_us", "50000");
         snprintf(d, sizeof(d), "%s/pids/t/a", root);
         expect_file(d, "pids.max", "16");
