@@ -700,8 +700,9 @@ int sp_cgroup_manager_new(const sp_cgroup_manager_options *opts, sp_cgroup_manag
         const char *subdir = opts->subdir ?: DEFAULT_SUBDIR;
         if (!sp_cgroup_name_is_valid(subdir))
                 return sp_error_set(err, -EINVAL, "Invalid cgroup subdirectory name \"%s\"", subdir);
-        if (opts->parent && opts->parent[0] != '/')
-                return sp_error_set(err, -EINVAL, "cgroup parent \"%s\" is not an absolute path", opts->parent);
+        if (opts->parent && (opts->parent[0] != '/' || strstr(opts->parent, "/..")))
+                return sp_error_set(err, -EINVAL, "cgroup parent \"%s\" is not an absolute path without \"..\"",
+                                    opts->parent);
 
         _cleanup_(manager_freep) sp_cgroup_manager *m = calloc(1, sizeof(*m));
         if (!m)

@@ -354,6 +354,9 @@ static void test_hybrid_fake_tree(void **state) {
         assert_int_equal(access(d, F_OK), -1);
         rm_rf(root);
 
+        sp_cgroup_manager_options bad = { .fs_root = root, .parent = "/a/../../etc" };
+        assert_int_equal(sp_cgroup_manager_new(&bad, &m, &err), -EINVAL);
+
         /* No pids anywhere: auto names what each mode lacks. */
         char root2[] = "/tmp/sp-cgroup-np-XXXXXX";
         make_hybrid(root2, false);
