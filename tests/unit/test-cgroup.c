@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cgroup-internal.h"
@@ -385,6 +387,32 @@ static void test_existing_subtree_kept(void **state) {
         rm_rf(root);
 }
 
+/* The kill loop signals only processes that /proc says are in the cgroup:
+ * a pid in cgroup.procs that was reused by an outsider must survive. */
+static void test_kill_procs_checks_membership(void **state) {
+        char dir[] = "/tmp/sp-cgroup-kill-XXXXXX", pid[32];
+        assert_non_null(mkdtemp(dir));
+        pid_t outsider = fork();
+        assert_true(outsider >= 0);
+        if (outsider == 0) {
+                for (;;)
+                        pause();
+        }
+        snprintf(pid, sizeof(pid), "%d\n", (int) outsider);
+        put(dir, "cgroup.procs", pid);
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        /* v2 check ("0::" line) and v1 check (the memory line). */
+        assert_int_equal(sp_cgroup_kill_procs(fd, NULL, "/not/its/cgroup", 2), -EBUSY);
+        assert_int_equal(sp_cgroup_kill_procs(fd, "memory", "/not/its/cgroup", 2), -EBUSY);
+        int status;
+        assert_int_equal(waitpid(outsider, &status, WNOHANG), 0); /* still alive */
+        close(fd);
+        kill(outsider, SIGKILL); /* our own child */
+        assert_int_equal(waitpid(outsider, &status, 0), outsider);
+        rm_rf(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_mountinfo),
@@ -395,6 +423,7 @@ int main(void) {
                 cmocka_unit_test(test_v2_fake_tree),
                 cmocka_unit_test(test_hybrid_fake_tree),
                 cmocka_unit_test(test_existing_subtree_kept),
+                cmocka_unit_test(test_kill_procs_checks_membership),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
