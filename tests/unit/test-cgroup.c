@@ -193,7 +193,7 @@ static void test_paths(void **state) {
 
 static void put(const char *dir, const char *file, const char *text) {
         char p[4096];
-        snprintf(p, sizeof(p), "%s/%s", dir, file);
+        assert_true((size_t) snprintf(p, sizeof(p), "%s/%s", dir, file) < sizeof(p));
         int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         assert_true(fd >= 0);
         assert_int_equal(write(fd, text, strlen(text)), (ssize_t) strlen(text));
@@ -202,7 +202,7 @@ static void put(const char *dir, const char *file, const char *text) {
 
 static void expect_file(const char *dir, const char *file, const char *want) {
         char p[4096], buf[256];
-        snprintf(p, sizeof(p), "%s/%s", dir, file);
+        assert_true((size_t) snprintf(p, sizeof(p), "%s/%s", dir, file) < sizeof(p));
         int n = sp_cgroup_read_at(AT_FDCWD, p, buf, sizeof(buf));
         if (n < 0)
                 fail_msg("cannot read %s: %s", p, strerror(-n));
@@ -210,7 +210,7 @@ static void expect_file(const char *dir, const char *file, const char *want) {
 }
 
 static void sub(char *buf, size_t size, const char *a, const char *b) {
-        snprintf(buf, size, "%s/%s", a, b);
+        assert_true((size_t) snprintf(buf, size, "%s/%s", a, b) < size);
         assert_true(mkdir(buf, 0755) == 0 || errno == EEXIST);
 }
 
