@@ -4,15 +4,16 @@
  * per-sandbox create/destroy sequence around the backend vtable.
  *
  * Why cgroupfs directly and not libcgroup: creating a sandbox's cgroup is on
- * the hot path (a budget of ~200 us), and libcgroup walks its whole
- * configuration, re-reads mountinfo and allocates per call; with dirfds of
- * the parents kept open here a cgroup costs one mkdirat and a few
- * openat+write. On v2, libcgroup 2.0.2 (Debian 12) has no mode API, fails on
- * "0::/path" lines of /proc/self/cgroup, hits EBUSY under a delegated
- * subtree unless the caller moved to a leaf first, never enables
- * controllers at the root and reports errors as "Success". One code base
- * for both modes is simpler than a library for one and cgroupfs for the
- * other. */
+ * the hot path (a budget of ~200 us). libcgroup keeps its mount table in
+ * process-global state, builds a struct cgroup of strings per call and
+ * resolves every file by full path through stdio; with dirfds of the
+ * parents kept open here a cgroup costs one mkdirat per hierarchy and a few
+ * openat+write, with no global. On v2, libcgroup 2.0.2 (Debian 12) has no
+ * mode API, fails on "0::/path" lines of /proc/self/cgroup, hits EBUSY
+ * under a delegated subtree unless the caller moved to a leaf first, never
+ * enables controllers at the root and reports errors as "Success". One code
+ * base for both modes is simpler than a library for one and cgroupfs for
+ * the other. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
