@@ -38,7 +38,11 @@ typedef struct sp_cgroup_manager_options {
          * because a v2 cgroup with processes cannot enable controllers for
          * its children ("no internal processes"). systemd Delegate=yes. */
         bool move_self_to_leaf;
-        /* Root of the cgroup filesystem; NULL: /sys/fs/cgroup. Tests only. */
+        /* Root of the cgroup filesystem; NULL: /sys/fs/cgroup. Tests only:
+         * a directory tree that imitates cgroupfs (fs_root or a subdirectory
+         * with cgroup.controllers is cgroup2, one with cgroup.procs is a v1
+         * hierarchy named after its controllers), where control files are
+         * created on write. */
         const char *fs_root;
 } sp_cgroup_manager_options;
 
@@ -49,7 +53,8 @@ int sp_cgroup_manager_new(const sp_cgroup_manager_options *opts, sp_cgroup_manag
 sp_cgroup_mode sp_cgroup_manager_mode(const sp_cgroup_manager *m);
 /* Human description of where sandboxes go, for logs and /v1/health. */
 const char *sp_cgroup_manager_describe(const sp_cgroup_manager *m);
-/* Remove the subtree it created (only when empty) and free. */
+/* Remove the subtree it created (only when empty) and free. Every
+ * sp_cgroup of the manager must be destroyed first. */
 void sp_cgroup_manager_free(sp_cgroup_manager *m);
 
 /* Create the cgroup of one sandbox and write its limits. */
