@@ -880,3 +880,26 @@ int sp_cgroup_destroy(sp_cgroup *cg) {
 const char *sp_cgroup_path(const sp_cgroup *cg) {
         return cg->path;
 }
+
+int sp_cgroup_manager_sweep(sp_cgroup_manager *m, sp_cgroup_stale_fn is_stale, void *userdata) {
+        int removed = 0;
+        for (size_t h = 0; h < m->n_hier; h++) {
+                int fd = fcntl(m->hier[h].subtree_fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        return negative_errno();
+                _cleanup_closedir_ DIR *d = fdopendir(fd);
+                if (!d) {
+                        safe_close(fd);
+                        return negative_errno();
+                }
+                for (struct dirent *de; (de = readdir(d));) {
+                        if (de->d_type != DT_DIR || !sp_cgroup_name_is_valid(de->d_name) || !is_stale(de->d_name, userdata))
+                                continue;
+                        /* rmdir fails (EBUSY) while any task is inside: a
+                         * live sandbox is never taken by mistake. */
+                        if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0 && h == 0)
+                                removed++;
+                }
+        }
+        return removed;
+}

@@ -82,3 +82,10 @@ int sp_cgroup_kill(sp_cgroup *cg);
 int sp_cgroup_destroy(sp_cgroup *cg);
 /* Host path of the cgroup (v2) or of its memory cgroup (v1), for tests. */
 const char *sp_cgroup_path(const sp_cgroup *cg);
+
+/* Remove leftovers of sandboxes whose owner died without cleaning up (a
+ * daemon that crashed, a one-shot run killed with SIGKILL): every cgroup in
+ * the subtree for which is_stale(name) says so and that has no process
+ * left. Returns how many were removed. */
+typedef bool (*sp_cgroup_stale_fn)(const char *name, void *userdata);
+int sp_cgroup_manager_sweep(sp_cgroup_manager *m, sp_cgroup_stale_fn is_stale, void *userdata);
