@@ -33,8 +33,10 @@ POLICY = os.environ.get("SANDPOOL_TEST_POLICY", os.path.join(SOURCE_ROOT, "polic
 SKIP = 77  # meson: this test was skipped
 
 
-def pytest_configure(config):
-    """Skip the whole suite, loudly, when the machine cannot run it."""
+def require_daemon_prerequisites():
+    """Skip, loudly, when the machine cannot run the daemon's tests. Only
+    the API tests ask (through their fixtures): the other integration
+    tests in this directory have their own needs."""
     why = None
     if os.geteuid() != 0:
         why = "the daemon needs root (namespaces, cgroups, mounts)"
@@ -56,6 +58,7 @@ class Daemon:
     """One sandpoold process with its own socket, state dir and cgroups."""
 
     def __init__(self, conf=None, env=None):
+        require_daemon_prerequisites()
         _counter[0] += 1
         # Under /tmp, traversable: a test client runs as nobody.
         self.dir = tempfile.mkdtemp(prefix="sandpoold-test-")
