@@ -594,7 +594,7 @@ int exec_start(session *s, exec_params *p, request *r, sp_error *err) {
         }
         for (int i = 0; i < 2; i++)
                 (void) sd_event_add_io(srv->event, &j->out[i].src, j->out[i].fd, EPOLLIN, on_output, j);
-        (void) sd_event_add_time_relative(srv->event, &j->timer, CLOCK_MONOTONIC, j->timeout_ms * USEC_PER_MSEC, 0,
+        (void) sd_event_add_time_relative(srv->event, &j->timer, CLOCK_MONOTONIC, j->timeout_ms * USEC_PER_MSEC, USEC_PER_MSEC,
                                           on_timeout, j);
         if (j->stream)
                 stream_push(r, json_pack("{s:s,s:s,s:I,s:I,s:I}", "type", "start", "session_id", s->oneshot ? "" : s->id,

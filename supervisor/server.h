@@ -68,6 +68,7 @@ struct server {
         struct MHD_Daemon *mhd;
         sd_event_source *mhd_io;
         sd_event_source *mhd_timer;
+        sd_event_source *mhd_kick; /* defer: run MHD on the next iteration */
         unsigned n_clients;
         unsigned n_requests_live;
 

@@ -300,7 +300,7 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         if (r >= 0)
                 r = sd_event_add_io(srv->event, &s->pidfd_src, sp_sandbox_pidfd(s->sb), EPOLLIN, on_sandbox_pidfd, s);
         if (r >= 0)
-                r = sd_event_add_time(srv->event, &s->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_session_timer, s);
+                r = sd_event_add_time(srv->event, &s->timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC, on_session_timer, s);
         if (r < 0) {
                 s->ready_cb = NULL;
                 session_destroy(s, "setup failed");
