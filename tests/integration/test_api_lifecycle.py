@@ -297,3 +297,30 @@ def test_sigterm_drains_80_sandboxes(make_daemon):
     d.assert_nothing_left()
     log = d.read_log()
     assert log.count("ended (shutdown)") == 80
+
+
+# --- administrators ------------------------------------------------------------
+
+def test_admin_group_by_supplementary_group(make_daemon):
+    import grp
+    g = grp.getgrnam("users")
+    d = make_daemon(conf={"server": {"admin_group": "users"}})
+    root_sid = d.session()
+    # nobody without the group: sees nothing of root's
+    r = d.as_nobody("GET", "/v1/sessions/" + root_sid)
+    assert r["status"] == 404
+    # nobody with the admin group as a supplementary group: admin
+    r = d.as_nobody("GET", "/v1/sessions/" + root_sid, groups=[g.gr_gid])
+    assert r["status"] == 200 and r["body"]["owner_uid"] == 0
+    r = d.as_nobody("GET", "/v1/sessions", groups=[g.gr_gid])
+    assert root_sid in [s["id"] for s in r["body"]["sessions"]]
+    r = d.as_nobody("DELETE", "/v1/sessions/" + root_sid, groups=[g.gr_gid])
+    assert r["status"] == 204
+    assert d.get("/v1/sessions/" + root_sid).status == 404
+
+
+def test_admin_group_by_primary_group(make_daemon):
+    d = make_daemon(conf={"server": {"admin_group": "nogroup"}})
+    root_sid = d.session()
+    r = d.as_nobody("GET", "/v1/sessions/" + root_sid)  # gid 65534 = nogroup
+    assert r["status"] == 200
