@@ -224,6 +224,15 @@ int server_start_http(server *srv) {
 void server_stop_http(server *srv) {
         if (!srv->mhd)
                 return;
+        /* MHD_stop_daemon() must not find a suspended connection: resume
+         * them all, as abandoned, so that each is closed and completed. */
+        for (request *r = srv->requests; r; r = r->next)
+                if (r->suspended) {
+                        r->aborted = true;
+                        if (r->stream)
+                                r->stream->error = true;
+                        request_resume(r);
+                }
         srv->mhd_io = sd_event_source_disable_unref(srv->mhd_io);
         srv->mhd_timer = sd_event_source_disable_unref(srv->mhd_timer);
         srv->mhd_kick = sd_event_source_disable_unref(srv->mhd_kick);

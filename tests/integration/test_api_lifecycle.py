@@ -154,6 +154,45 @@ def test_no_capacity_429(make_daemon):
         d.delete("/v1/sessions/" + s)
 
 
+def test_max_sessions_per_uid(make_daemon):
+    d = make_daemon(conf={"sessions": {"max_sessions_per_uid": "1"}})
+    d.session()
+    r = d.post("/v1/sessions")
+    assert r.status == 429 and "uid 0" in r.json["error"]["message"]
+    # another uid has its own quota
+    assert d.as_nobody("POST", "/v1/sessions", {})["status"] == 201
+
+
+def test_bad_input_costs_nothing(make_daemon):
+    d = make_daemon()
+    sid = d.session()
+    bad = [
+        ("POST", "/v1/sessions/%s/exec" % sid, b"{"),
+        ("POST", "/v1/sessions/%s/exec" % sid, b'{"argv": []}'),
+        ("POST", "/v1/sessions/%s/exec" % sid, b'{"argv": ["x"], "timeout_ms": -1}'),
+        ("POST", "/v1/sessions/%s/exec" % sid, b'{"argv": [null]}'),
+        ("POST", "/v1/sessions/%s/exec" % ("f" * 32), b'{"argv": ["true"]}'),
+        ("GET", "/v1/sessions/%s/files?path=/a%%00b" % sid, None),
+        ("GET", "/v1/sessions/%s/files?path=/../../etc/shadow" % sid, None),
+        ("PUT", "/v1/sessions/%s/files?path=/etc/passwd" % sid, b"x"),
+        ("POST", "/v1/sessions", b'{"timeout_s": "x"}'),
+        ("DELETE", "/v1/health", None),
+        ("GET", "/v1/" + "x" * 3000, None),
+    ]
+    for m, p, b in bad:  # warm up: first-use allocations are not leaks
+        d.request(m, p, b)
+    health_ms(d, 20)
+    fds, rss, ms = d.fd_count(), d.rss_kib(), health_ms(d)
+    for _ in range(100):
+        for m, p, b in bad:
+            r = d.request(m, p, b)
+            assert 400 <= r.status < 500, (m, p, r)
+    assert settle(d, fds) <= fds
+    assert d.rss_kib() < rss + 2048, (rss, d.rss_kib())
+    assert health_ms(d) < max(5 * ms, 10)
+    assert d.get("/v1/health").json["active_sessions"] == 1
+
+
 # --- bad clients cost nothing --------------------------------------------------
 
 def test_1000_idle_connections(make_daemon):
@@ -161,7 +200,9 @@ def test_1000_idle_connections(make_daemon):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
     health_ms(d, 5)
-    base_fds, base_rss, base_ms = d.fd_count(), d.rss_kib(), health_ms(d)
+    base_ms = health_ms(d)
+    time.sleep(0.2)  # let the daemon close the last health check's connection
+    base_fds, base_rss = d.fd_count(), d.rss_kib()
     socks = [raw_connect(d) for _ in range(1000)]
     half = [s for i, s in enumerate(socks) if i % 2]
     for s in half:
