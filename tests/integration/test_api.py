@@ -529,6 +529,8 @@ def test_nobody_owns_its_session_and_root_sees_it(daemon):
 # --- resources ----------------------------------------------------------------
 
 def test_oom_kill_is_reported_and_session_survives(daemon):
+    if daemon.sanitized():
+        pytest.skip("PID 1 is a fork of the ASan-built daemon, so the OOM killer picks it first")
     s = daemon.session({"memory_mb": 16})
     r = ok_exec(daemon, s, {"shell": "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}"})
     assert r["oom_killed"] is True and r["signal"] == 9, r
@@ -548,7 +550,8 @@ def test_slow_stream_reader_does_not_grow_the_daemon(daemon, sid):
     s.sendall(("POST /v1/sessions/%s/exec HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
                % (sid, len(body), body)).encode())
     time.sleep(1.0)  # read nothing for a while
-    assert daemon.rss_kib() < rss0 + 4096
+    if not daemon.sanitized():
+        assert daemon.rss_kib() < rss0 + 4096
     data = b""
     s.settimeout(10)
     while not data.endswith(b"0\r\n\r\n"):
