@@ -1051,7 +1051,7 @@ static int parse_signal(const char *s) {
                 if (abbrev && strcmp(abbrev, n) == 0)
                         return sig;
         }
-        long v = parse_long(s, "signal");
+        long v = parse_long(n, "signal");
         if (v < 0 || v >= NSIG)
                 usage_error("bad signal '%s'", s);
         return (int) v;
