@@ -19,21 +19,15 @@
  * off or reboots.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -52,7 +46,6 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <linux/bpf.h>
 #include <linux/kexec.h>
@@ -60,7 +53,7 @@
 #include <linux/perf_event.h>
 #include <linux/userfaultfd.h>
 
-#include "macro.h"
+#include "macro.h" /* also stdio, stdlib, string, unistd, errno, dirent */
 
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
@@ -907,6 +900,8 @@ static int dump_proc_keys(const char *cmd, const char *path, const char *const *
                                 continue;
                         char *v = colon + 1 + strspn(colon + 1, " \t");
                         v[strcspn(v, "\n")] = 0;
+                        for (size_t n = strlen(v); n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t');)
+                                v[--n] = 0;
                         for (char *t = v; *t; t++)
                                 if (*t == '\t' || *t == ' ')
                                         *t = ',';
