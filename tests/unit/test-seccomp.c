@@ -283,6 +283,18 @@ static void test_compile_errors(void **state) {
         assert_int_equal(sp_seccomp_compile(p, &prog, &e), -E2BIG);
         assert_null(prog);
         assert_non_null(strstr(e.message, "t.policy:3: the rule for socket expands to more than"));
+        sp_policy_free(TAKE_PTR(p));
+
+        /* 512 rules each, nine times: more than the whole policy may have. */
+        static const char *const names[] = { "read", "write", "close", "dup", "dup2", "lseek", "fsync", "fchmod", "umask" };
+        char text[2048] = HEAD "bpf\n";
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s if arg0 not in (0) and arg1 & 0xff != 0\n", names[i]);
+        assert_int_equal(parse_text(text, &p, &e), 0);
+        assert_int_equal(sp_seccomp_compile(p, &prog, &e), -E2BIG);
+        assert_null(prog);
+        assert_non_null(strstr(e.message, "t.policy:11: the policy expands to more than 4096 filter rules"));
+
         assert_int_equal(sp_seccomp_program_load(NULL), -EINVAL);
 }
 
