@@ -862,6 +862,34 @@ int sp_config_load(sp_config_set *ret, const char *path, char **envp, sp_error *
         return 0;
 }
 
+int sp_config_set_value(sp_config_set *s, const char *key, const char *value, sp_config_source source,
+                        const char *where, sp_error *err) {
+        const char *dot;
+        int idx, r;
+
+        if (!s || !s->origins || !key || !value)
+                return sp_error_set(err, -EINVAL, "no configuration, key or value");
+        dot = strchr(key, '.');
+        if (dot) {
+                char section[16];
+                if ((size_t) (dot - key) >= sizeof(section))
+                        idx = -ENOENT;
+                else {
+                        snprintf(section, sizeof(section), "%.*s", (int) (dot - key), key);
+                        idx = find_key(section, dot + 1);
+                }
+        } else
+                idx = find_key(NULL, key);
+        if (idx < 0) {
+                char q[64];
+                return sp_error_set(err, -EINVAL, "%s: unknown key '%s'", where ? where : "", quote(key, q, sizeof(q)));
+        }
+        r = key_assign(s, (size_t) idx, value, source, where ? where : sp_config_source_to_string(source), err);
+        if (r < 0)
+                return r;
+        return validate_combinations(s, err);
+}
+
 /* ---- output ---- */
 
 static void format_size(uint64_t v, char *buf, size_t len) {

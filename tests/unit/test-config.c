@@ -437,6 +437,31 @@ static void test_combination_blame(void **state) {
         assert_string_equal(err.message, expect);
 }
 
+/* A value on top of a loaded set, as from the command line. */
+static void test_set_value(void **state) {
+        _cleanup_(sp_config_set_done) sp_config_set s = {};
+        sp_error err = {};
+        visit_list l = {};
+
+        assert_int_equal(load_text(&s, "", no_env, &err, NULL, 0), 0);
+        assert_int_equal(sp_config_set_value(&s, "pool.pool_size", "7", SP_SOURCE_CMDLINE, "--set", &err), 0);
+        assert_int_equal(sp_config_set_value(&s, "cgroup_parent", "/test-42", SP_SOURCE_CMDLINE, "--set", &err), 0);
+        assert_int_equal(s.cfg.pool_size, 7);
+        assert_string_equal(s.cfg.cgroup_parent, "/test-42");
+        sp_config_visit(&s, collect, &l);
+        assert_int_equal(find_row(&l, "pool_size")->source, SP_SOURCE_CMDLINE);
+        assert_string_equal(find_row(&l, "pool_size")->where, "--set");
+
+        assert_int_equal(sp_config_set_value(&s, "limits.pool_size", "7", SP_SOURCE_CMDLINE, "--set", &err), -EINVAL);
+        assert_string_equal(err.message, "--set: unknown key 'limits.pool_size'");
+        assert_int_equal(sp_config_set_value(&s, "nope", "7", SP_SOURCE_CMDLINE, "--set", &err), -EINVAL);
+        assert_string_equal(err.message, "--set: unknown key 'nope'");
+        assert_int_equal(sp_config_set_value(&s, "memory_limit", "1k", SP_SOURCE_CMDLINE, "--set", &err), -EINVAL);
+        assert_string_equal(err.message, "--set: [limits] memory_limit: must be at least 8M");
+        assert_int_equal(sp_config_set_value(&s, "min_pool_size", "8", SP_SOURCE_CMDLINE, "--set", &err), -EINVAL);
+        assert_string_equal(err.message, "--set: [pool] min_pool_size: 8 is more than pool_size 7 (--set)");
+}
+
 /* ---- parsers ---- */
 
 static void test_parse_size(void **state) {
@@ -714,6 +739,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_env_overrides_file),
                 cmocka_unit_test(test_env_errors),
                 cmocka_unit_test(test_combination_blame),
+                cmocka_unit_test(test_set_value),
                 cmocka_unit_test(test_parse_size),
                 cmocka_unit_test(test_parse_duration),
                 cmocka_unit_test(test_parse_bool),
