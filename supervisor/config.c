@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -590,12 +591,15 @@ static int set_defaults(sp_config_set *s, sp_error *err) {
 
 /* ---- the INI file ---- */
 
+/* Bytes of one line kept while reading: more than inih takes, so that a
+ * long line is refused with its own message; a longer comment is skipped. */
+#define RAW_LINE_MAX 1024
+
 typedef struct file_parser {
         sp_config_set *set;
         const char *path;
         FILE *f;
-        char *raw;
-        size_t rawcap;
+        char raw[RAW_LINE_MAX + 1];
         unsigned line;
         unsigned seen[N_KEYS]; /* line where each key was set in this file, 0: not yet */
         int r;                 /* first error; parsing stops at it */
@@ -644,6 +648,33 @@ static int classify_line(file_parser *p, const char *s) {
         return 0;
 }
 
+/* Read one line into p->raw, without its newline. Memory stays bounded
+ * whatever the file holds (no getline(): a hostile 1 GiB line must not
+ * become a 1 GiB allocation): beyond RAW_LINE_MAX the rest of the line is
+ * skipped and *ret_long set. 1: a line, 0: end of file, <0: read error. */
+static int read_line(file_parser *p, bool *ret_nul, bool *ret_long) {
+        size_t n = 0;
+        int c;
+
+        *ret_nul = *ret_long = false;
+        errno = 0;
+        while ((c = getc_unlocked(p->f)) != EOF && c != '\n') {
+                if (c == '\0')
+                        *ret_nul = true;
+                if (n < RAW_LINE_MAX)
+                        p->raw[n++] = (char) c;
+                else
+                        *ret_long = true;
+        }
+        p->raw[n] = '\0';
+        if (c == EOF && ferror(p->f))
+                return errno > 0 ? -errno : -EIO;
+        if (c == EOF && n == 0 && !*ret_long)
+                return 0;
+        p->line++;
+        return 1;
+}
+
 /* inih's line reader, wrapped: it counts lines (this inih is built
  * without line numbers in the handler), refuses NUL bytes and overlong
  * lines instead of letting inih split them into two lines, strips leading
@@ -651,46 +682,48 @@ static int classify_line(file_parser *p, const char *s) {
  * cuts "  # comment" tails, which --print-config writes. */
 static char *file_reader(char *str, int num, void *stream) {
         file_parser *p = stream;
-        ssize_t n;
+        bool nul, too_long;
+        size_t n;
         char *s;
+        int r;
 
         if (p->r < 0)
                 return NULL;
-        errno = 0;
-        n = getline(&p->raw, &p->rawcap, p->f);
-        if (n < 0) {
-                if (ferror(p->f))
-                        fail_line(p, errno > 0 ? -errno : -EIO, "read error: %s", strerror(errno > 0 ? errno : EIO));
+        r = read_line(p, &nul, &too_long);
+        if (r < 0)
+                fail_line(p, r, "read error: %s", strerror(-r));
+        if (r <= 0)
                 return NULL;
-        }
-        p->line++;
-        s = p->raw;
-        if (memchr(s, '\0', (size_t) n)) {
+        if (nul) {
                 fail_line(p, -EINVAL, "NUL byte in line");
                 return NULL;
         }
-        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-                s[--n] = '\0';
+        s = p->raw;
         if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
                 s += 3;
         while (is_blank(*s))
                 s++;
-        if (*s != '#' && *s != ';')
+        if (*s == '#' || *s == ';') {
+                s[0] = '\0'; /* a comment, of any length: inih sees an empty line */
+        } else if (too_long) {
+                fail_line(p, -EINVAL, "line too long (at most %d bytes)", num - 2);
+                return NULL;
+        } else
                 for (char *c = s + 1; *s && *c; c++)
                         if (*c == '#' && is_blank(c[-1])) {
                                 *c = '\0';
                                 break;
                         }
-        n = (ssize_t) strlen(s);
-        while (n > 0 && is_blank(s[n - 1]))
+        n = strlen(s);
+        while (n > 0 && (is_blank(s[n - 1]) || s[n - 1] == '\r'))
                 s[--n] = '\0';
         if (classify_line(p, s) < 0)
                 return NULL;
-        if (num < 2 || n > num - 2) {
+        if (num < 2 || n > (size_t) num - 2) {
                 fail_line(p, -EINVAL, "line too long (at most %d bytes)", num - 2);
                 return NULL;
         }
-        memcpy(str, s, (size_t) n);
+        memcpy(str, s, n);
         str[n] = '\n';
         str[n + 1] = '\0';
         return str;
@@ -734,6 +767,7 @@ static int load_file(sp_config_set *s, const char *path, sp_error *err) {
         _cleanup_free_ file_parser *p = NULL;
         _cleanup_fclose_ FILE *f = NULL;
         bool explicit = path != NULL;
+        struct stat st;
         int r;
 
         if (!path)
@@ -745,13 +779,16 @@ static int load_file(sp_config_set *s, const char *path, sp_error *err) {
                         return 0; /* no file at the default place: defaults and environment */
                 return sp_error_set(err, r, "%s: cannot open configuration: %s", path, strerror(-r));
         }
+        if (fstat(fileno(f), &st) < 0)
+                return sp_error_set(err, negative_errno(), "%s: cannot stat configuration: %m", path);
+        if (S_ISDIR(st.st_mode))
+                return sp_error_set(err, -EISDIR, "%s: cannot read configuration: %s", path, strerror(EISDIR));
         p = calloc(1, sizeof(*p));
         if (!p)
                 return sp_error_set(err, -ENOMEM, "Out of memory");
         *p = (file_parser) { .set = s, .path = path, .f = f, .err = err };
 
         r = ini_parse_stream(file_reader, p, file_handler, p);
-        free(p->raw);
         if (p->r < 0)
                 return p->r;
         if (r < 0)
