@@ -429,7 +429,42 @@ static int fail_key(sp_error *err, int r, const char *where, const config_key *k
         return sp_error_set(err, r, "%s: [%s] %s: %s", where, k->section, k->key, msg);
 }
 
+/* Strict UTF-8 (no overlong forms, no surrogates, nothing past
+ * U+10FFFF): values end up in JSON, which jansson refuses otherwise. */
+static bool utf8_valid(const char *str) {
+        for (const unsigned char *p = (const unsigned char *) str; *p;) {
+                unsigned n, min;
+                uint32_t cp;
+
+                if (*p < 0x80) {
+                        p++;
+                        continue;
+                }
+                if ((*p & 0xe0) == 0xc0)
+                        n = 1, min = 0x80, cp = *p & 0x1f;
+                else if ((*p & 0xf0) == 0xe0)
+                        n = 2, min = 0x800, cp = *p & 0x0f;
+                else if ((*p & 0xf8) == 0xf0)
+                        n = 3, min = 0x10000, cp = *p & 0x07;
+                else
+                        return false;
+                p++;
+                for (unsigned i = 0; i < n; i++, p++) {
+                        if ((*p & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (*p & 0x3f);
+                }
+                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+        }
+        return true;
+}
+
 static int check_string(const config_key *k, const char *v, char *why, size_t len) {
+        /* --print-config writes "key = value": that line must fit in what
+         * inih reads (INI_MAX_LINE less the newline and NUL), or the output
+         * would not load back. Same limit from every source. */
+        size_t max = INI_MAX_LINE - 2 - strlen(k->key) - STRLEN(" = ");
         char q[64];
 
         if (v[0] == '\0' && k->check != check_cgroup_parent) {
@@ -449,12 +484,20 @@ static int check_string(const config_key *k, const char *v, char *why, size_t le
                         return -EINVAL;
                 }
         }
+        if (strlen(v) > max) {
+                snprintf(why, len, "value too long (at most %zu bytes for this key)", max);
+                return -EINVAL;
+        }
+        if (!utf8_valid(v)) {
+                snprintf(why, len, "not valid UTF-8: '%s'", quote(v, q, sizeof(q)));
+                return -EINVAL;
+        }
         return k->check ? k->check(v, 0, why, len) : 0;
 }
 
 static int parse_number(const config_key *k, const char *v, uint64_t *ret, char *why, size_t len) {
         char q[64];
-        bool b;
+        bool b = false;
         int r;
 
         switch (k->type) {

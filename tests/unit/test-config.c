@@ -273,6 +273,11 @@ static const struct {
         { "[limits]\npids_limit = 1\n", -EINVAL, "@:2: [limits] pids_limit: must be at least 2" },
         { "[limits]\ndisk_limit = 0\n", -EINVAL, "@:2: [limits] disk_limit: must be at least 1M" },
         { "[pool]\npool_size = 1\0 = 2\n", -EINVAL, "@:2: NUL byte in line" },
+        { "[images]\nrootfs = /caf\xc3\xa9/\xe2\x82\xac\n[server]\nstate_dir = /\xc3\n", -EINVAL,
+          "@:4: [server] state_dir: not valid UTF-8: '/\\xc3'" },
+        { "[server]\nstate_dir = /\xc0\xaf\n", -EINVAL, "@:2: [server] state_dir: not valid UTF-8: '/\\xc0\\xaf'" },
+        { "[server]\nstate_dir = /\xed\xa0\x80\n", -EINVAL,
+          "@:2: [server] state_dir: not valid UTF-8: '/\\xed\\xa0\\x80'" },
 };
 
 static void replace_at(const char *tmpl, const char *path, char *out, size_t len) {
@@ -432,6 +437,9 @@ static void test_env_errors(void **state) {
                   "SANDPOOL_MIN_POOL_SIZE: [pool] min_pool_size: 11 is more than pool_size 10 (default)" },
                 { "SANDPOOL_SOCKET=/tmp/a # b", -EINVAL,
                   "SANDPOOL_SOCKET: [server] socket: '#' after a blank starts a comment: '/tmp/a # b'" },
+                { "SANDPOOL_ROOTFS=/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", -EINVAL,
+                  "SANDPOOL_ROOTFS: [images] rootfs: value too long (at most 189 bytes for this key)" },
                 { "SANDPOOL_ADMIN_GROUP=wheel\n", -EINVAL,
                   "SANDPOOL_ADMIN_GROUP: [server] admin_group: control character in value: 'wheel\\x0a'" },
         };
@@ -650,12 +658,23 @@ static void test_round_trip(void **state) {
                 "max_upload = 9007199254740991\n[sessions]\nsession_timeout = 9007199254740991ms\n"
                 "session_idle_timeout = 24h\nmax_sessions_per_uid = 4294967295\n",
         };
-        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+        /* The longest value a key takes, written with the shorter ':' (found
+         * by the fuzzer: printed as "key = value" it no longer fit a line). */
+        char longest[256] = "[images]\nrootfs:/";
+        size_t o = strlen(longest);
+        memset(longest + o, 'x', 188);
+        memcpy(longest + o + 188, "\n", 2);
+        const char *all[ELEMENTSOF(files) + 1];
+        memcpy(all, files, sizeof(files));
+        all[ELEMENTSOF(files)] = longest;
+
+        for (size_t i = 0; i < ELEMENTSOF(all); i++) {
                 _cleanup_(sp_config_set_done) sp_config_set a = {}, b = {};
                 sp_error err = {};
                 char *env[] = { "SANDPOOL_STATE_DIR=/srv/state", "SANDPOOL_COMMAND_TIMEOUT=2500ms", NULL };
 
-                assert_int_equal(load_text(&a, files[i], env, &err, NULL, 0), 0);
+                if (load_text(&a, all[i], env, &err, NULL, 0) != 0)
+                        fail_msg("case %zu does not load: %s", i, err.message);
                 _cleanup_free_ char *out = print_to_string(&a);
                 if (load_text(&b, out, no_env, &err, NULL, 0) != 0)
                         fail_msg("printed configuration does not load: %s\n%s", err.message, out);
