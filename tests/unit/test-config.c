@@ -733,6 +733,37 @@ static void test_example_file(void **state) {
                 snprintf(needle, sizeof(needle), "\n#%s = ", l.rows[i].key);
                 assert_non_null(strstr(gen, needle));
         }
+
+        /* ...and exactly the file in the tree, once the build's directories
+         * are replaced by a packaged install's (--prefix=/usr): a changed
+         * key table with a stale example fails here. */
+        _cleanup_free_ char *want = NULL, *have = NULL;
+        size_t wlen = 0, hlen = 0;
+        static const char *const dirs[][2] = {
+                { SANDPOOL_POLICYDIR "/", "/usr/share/sandpool/policies/" },
+                { SANDPOOL_SYSCONFDIR "/sandpool/", "/etc/sandpool/" },
+        };
+        out = open_memstream(&want, &wlen);
+        for (const char *p = gen; *p;) {
+                bool hit = false;
+                for (size_t i = 0; i < ELEMENTSOF(dirs) && !hit; i++)
+                        if (strncmp(p, dirs[i][0], strlen(dirs[i][0])) == 0) {
+                                fputs(dirs[i][1], out);
+                                p += strlen(dirs[i][0]);
+                                hit = true;
+                        }
+                if (!hit)
+                        fputc(*p++, out);
+        }
+        assert_int_equal(fclose(out), 0);
+        rewind(f);
+        out = open_memstream(&have, &hlen);
+        for (int c; (c = fgetc(f)) != EOF;)
+                fputc(c, out);
+        assert_int_equal(fclose(out), 0);
+        if (!streq(want, have))
+                fail_msg("systemd/sandpool.conf is stale: regenerate it with "
+                         "'meson setup --prefix=/usr B && B/tests/test-config --print-example > systemd/sandpool.conf'");
 }
 
 /* Hostile bytes: nothing but a clean success or a clean error. */
