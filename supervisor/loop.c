@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "pool.h"
 #include "server.h"
 #include "session.h"
 
@@ -272,10 +273,15 @@ void server_begin_shutdown(server *srv, const char *why) {
         srv->shutting_down = true;
         srv->shutdown_started = t = now_mono();
         notify_stopping();
-        log_info("Shutting down (%s): %u sessions, %u sandboxes", why, srv->n_sessions, srv->n_sandboxes);
+        log_info("Shutting down (%s): %u sessions", why, srv->n_sessions);
         /* Every command killed, every sandbox destroyed, every waiting
          * request answered; what remains is to let the answers go out. */
+        server_cancel_capacity_waiters(srv);
         session_destroy_all(srv, "shutdown");
+        /* Kill what is left (warm, warming, being reaped) in parallel and
+         * reap it all now: after this no sandbox process exists. */
+        pool_free(srv->pool);
+        srv->pool = NULL;
         log_info("All sandboxes destroyed in %.1f ms", (now_mono() - t) / 1000.0);
         server_kick(srv);
         (void) sd_event_add_time(srv->event, &srv->drain_timer, CLOCK_MONOTONIC, now_mono(), USEC_PER_MSEC,

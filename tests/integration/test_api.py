@@ -443,12 +443,14 @@ def test_files_upload_too_large_413(daemon, sid):
 # --- one shot ---------------------------------------------------------------
 
 def test_run_one_shot(daemon):
-    before = daemon.get("/v1/health").json["pool"]["total"]
+    before = daemon.get("/v1/health").json["pool"]["allocated"]
     r = daemon.post("/v1/run", {"shell": "echo hi; hostname; exit 2"})
     assert r.status == 200, r
     assert r.json["exit_code"] == 2 and r.json["stdout"].startswith("hi\n")
-    time.sleep(0.1)
-    assert daemon.get("/v1/health").json["pool"]["total"] == before
+    deadline = time.monotonic() + 2
+    while daemon.get("/v1/health").json["pool"]["allocated"] != before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert daemon.get("/v1/health").json["pool"]["allocated"] == before  # its sandbox is gone
 
 
 def test_run_stream(daemon):
