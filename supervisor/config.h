@@ -75,6 +75,9 @@ int sp_config_load(sp_config_set *ret, const char *path, char **envp, sp_error *
 void sp_config_set_done(sp_config_set *s);
 /* Print every key as INI, each with a comment saying where it came from. */
 void sp_config_print(const sp_config_set *s, FILE *f);
+/* The documented example file (systemd/sandpool.conf): every key commented
+ * out with its default, its variable and one line of explanation. */
+void sp_config_print_example(FILE *f);
 /* Same, as a JSON-ready list of (section, key, value-as-text, source, where). */
 typedef void (*sp_config_visit_fn)(const char *section, const char *key, const char *value,
                                    sp_config_source source, const char *where, void *userdata);
