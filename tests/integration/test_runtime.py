@@ -299,3 +299,16 @@ def test_forced_cgroup_v2_on_hybrid_host_fails_clearly():
     r = run("/bin/true", env=sandbox_env(SANDPOOL_CGROUP_MODE="v2"))
     assert r.returncode == 125, r
     assert "memory" in r.stderr or "controller" in r.stderr, r.stderr
+
+
+def test_leftovers_of_a_killed_run_are_swept_by_the_next():
+    p, pid1 = start_background("/usr/bin/probe", "sleep", "30")
+    p.kill()  # SIGKILL: no cleanup; PID 1 dies with its parent (PDEATHSIG)
+    p.communicate()
+    deadline = time.time() + 10
+    while Path(f"/proc/{pid1}").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert cgroup_v1_dirs(f"run-{p.pid}"), "expected the killed run's cgroups"
+    r = probe("sleep", "0")
+    assert r.returncode == 0, r
+    assert not cgroup_v1_dirs(f"run-{p.pid}")
