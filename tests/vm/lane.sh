@@ -36,8 +36,10 @@ t15=$SECONDS
 echo "=== lane: cgroup v2 integration tests"
 # The module refuses to skip for want of cgroup2 here: a lane that skips
 # its whole point must not pass.
+# The JUnit report goes back to the host with the artefacts.
 SANDPOOL_REQUIRE_CGROUP2=1 PYTHONDONTWRITEBYTECODE=1 \
         /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider \
+        ${SANDPOOL_VM_OUT:+--junitxml="$SANDPOOL_VM_OUT/test_cgroup_v2.xml"} \
         "$here/../integration/test_cgroup_v2.py" || { echo "=== lane: integration tests FAILED"; rc=1; }
 t2=$SECONDS
 
