@@ -2,6 +2,7 @@
 /* Calls of the public API and the messages that say what went wrong and
  * what to do about it. */
 #include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -119,6 +120,12 @@ static void socket_group(const char *path, char *buf, size_t size) {
                 snprintf(buf, size, "%s", g->gr_name);
 }
 
+static const char *user_name(void) {
+        struct passwd *pw = getpwuid(getuid());
+
+        return pw ? pw->pw_name : "YOUR_USER";
+}
+
 int report_transport_error(ctl *c, int r, const char *what) {
         char group[64];
 
@@ -144,7 +151,7 @@ int report_transport_error(ctl *c, int r, const char *what) {
                         "sandpoolctl: %s: permission denied on %s.\n"
                         "Only root and members of the group '%s' may use the service: ask an administrator\n"
                         "to run 'usermod -aG %s %s', then log in again.\n",
-                        what, c->socket, group, group, getlogin() ? getlogin() : "YOUR_USER");
+                        what, c->socket, group, group, user_name());
                 return EXIT_PERMISSION;
         case -ENOTSOCK:
                 fprintf(c->err, "sandpoolctl: %s: %s is not a socket: check --socket / SANDPOOL_SOCKET.\n", what,

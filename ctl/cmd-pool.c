@@ -37,8 +37,8 @@ static json_t *metrics_counters(const char *text) {
                         memcpy(buf, line, n);
                         buf[n] = 0;
                         if (sscanf(buf, "%127[a-z_] %lf", name, &v) == 2 &&
-                            (strstr(name, "sandbox") || strstr(name, "pool") || strstr(name, "capacity") ||
-                             strstr(name, "session")))
+                            (strstr(name + 9, "sandbox") || strstr(name + 9, "pool") ||
+                             strstr(name + 9, "capacity") || strstr(name + 9, "session")))
                                 json_object_set_new(o, name + 9, json_integer((json_int_t) (v + 0.5)));
                 }
                 line = end ? end + 1 : NULL;

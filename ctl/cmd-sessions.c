@@ -186,7 +186,7 @@ static void print_time(json_t *s, const char *label, const char *key, int64_t no
                 printf("%-15s %s (in %s)\n", label, v, format_duration_ms((uint64_t) (t - now) / 1000, buf, sizeof(buf)));
 }
 
-static void print_object_line(json_t *o, const char *label) {
+static void print_object_line(json_t *o, const char *label, const char *sep) {
         const char *k;
         json_t *v;
         char buf[64];
@@ -196,7 +196,7 @@ static void print_object_line(json_t *o, const char *label) {
                 return;
         printf("%-15s", label);
         json_object_foreach(o, k, v) {
-                printf("%s%s %s", first ? " " : ", ", k, format_limit(k, v, buf, sizeof(buf)));
+                printf("%s%s%s%s", first ? " " : ", ", k, sep, format_limit(k, v, buf, sizeof(buf)));
                 first = false;
         }
         printf("%s\n", first ? " -" : "");
@@ -217,7 +217,7 @@ static void print_session(json_t *s) {
         print_time(s, "expires:", "expires_at", now);
         print_time(s, "last activity:", "last_activity_at", now);
         print_time(s, "idle expires:", "idle_expires_at", now);
-        print_object_line(json_object_get(s, "limits"), "limits:");
+        print_object_line(json_object_get(s, "limits"), "limits:", " ");
         if (json_is_object(u)) {
                 char a[32], b[32];
                 printf("%-15s memory %s (peak %s), cpu %.3fs, pids %lld, oom kills %lld, throttled %lld\n", "usage:",
@@ -228,7 +228,7 @@ static void print_session(json_t *s) {
         } else
                 printf("%-15s not available\n", "usage:");
         printf("%-15s %lld running\n", "commands:", (long long) json_int_or(s, "running_commands", 0));
-        print_object_line(json_object_get(s, "labels"), "labels:");
+        print_object_line(json_object_get(s, "labels"), "labels:", "=");
 }
 
 int cmd_session(ctl *c, int argc, char **argv) {

@@ -180,6 +180,11 @@ static const char *color(const top *t, const char *seq) {
         return t->color ? seq : "";
 }
 
+/* End of a line: on the live screen, erase what the last frame left there. */
+static const char *eol(const top *t) {
+        return t->once ? "\n" : CSI "K\n";
+}
+
 /* "[####~~~===      ]": in use, warming, available, free capacity. */
 static void print_pool_bar(top *t, FILE *f, json_t *pool, unsigned width) {
         int64_t max = json_int_or(pool, "max_capacity", 0), used = json_int_or(pool, "allocated", 0),
@@ -214,25 +219,25 @@ static void print_header(top *t, FILE *f, double cpu_total, uint64_t mem_total, 
                  json_str_or(json_object_get(h, "cgroup"), "mode", "?"), (long long) json_int_or(h, "active_sessions", 0),
                  clock);
         line[MIN(sizeof(line) - 1, t->cols)] = 0;
-        fprintf(f, "%s%s%s" CSI "K\n", color(t, CSI "1m"), line, color(t, CSI "0m"));
+        fprintf(f, "%s%s%s%s", color(t, CSI "1m"), line, color(t, CSI "0m"), eol(t));
         fprintf(f, "Pool ");
         print_pool_bar(t, f, pool, bar);
         snprintf(line, sizeof(line), " %lld in use %lld warming %lld ready / %lld max",
                  (long long) json_int_or(pool, "allocated", 0), (long long) json_int_or(pool, "warming", 0),
                  (long long) json_int_or(pool, "available", 0), (long long) json_int_or(pool, "max_capacity", 0));
         line[t->cols > bar + 7 ? MIN(sizeof(line) - 1, t->cols - bar - 7) : 0] = 0;
-        fprintf(f, "%s" CSI "K\n", line);
+        fprintf(f, "%s%s", line, eol(t));
         snprintf(line, sizeof(line), "Load cpu %.1f%%  memory %s  pids %lld  sort %s  refresh %.1fs", cpu_total,
                  format_bytes(mem_total, mem, sizeof(mem)), (long long) pids_total, sort_names[t->sort],
                  (double) t->interval_ms / 1000.0);
         line[MIN(sizeof(line) - 1, t->cols)] = 0;
-        fprintf(f, "%s" CSI "K\n", line);
+        fprintf(f, "%s%s", line, eol(t));
         if (t->error[0]) {
                 snprintf(line, sizeof(line), "%s", t->error);
                 line[MIN(sizeof(line) - 1, t->cols)] = 0;
-                fprintf(f, "%s%s%s" CSI "K\n", color(t, CSI "1;31m"), line, color(t, CSI "0m"));
+                fprintf(f, "%s%s%s%s", color(t, CSI "1;31m"), line, color(t, CSI "0m"), eol(t));
         } else
-                fprintf(f, CSI "K\n");
+                fprintf(f, "%s", eol(t));
 }
 
 static void add_session_row(table *tb, json_t *s, double pct, int64_t now_real) {
@@ -312,12 +317,12 @@ static void render(top *t) {
                 unsigned room = t->once ? UINT32_MAX : (t->rows > 6 ? t->rows - 5 : 1), used = 0;
                 for (char *line = body, *end; line && *line && used < room; line = end ? end + 1 : NULL, used++) {
                         end = strchr(line, '\n');
-                        fprintf(f, "%.*s%s\n", end ? (int) (end - line) : (int) strlen(line), line, t->once ? "" : CSI "K");
+                        fprintf(f, "%.*s%s", end ? (int) (end - line) : (int) strlen(line), line, eol(t));
                 }
                 if (n == 0)
-                        fprintf(f, "no sessions%s\n", t->once ? "" : CSI "K");
+                        fprintf(f, "no sessions%s", eol(t));
                 if (!t->once && n + 1 > room)
-                        fprintf(f, "... %zu more" CSI "K\n", n + 1 - room);
+                        fprintf(f, "... %zu more%s", n + 1 - room, eol(t));
         }
         if (!t->once) {
                 char footer[256];

@@ -22,6 +22,8 @@ char *format_limit(const char *key, json_t *v, char *buf, size_t size) {
                 snprintf(buf, size, "-");
         else if (has_suffix(key, "_ms"))
                 format_duration_ms((uint64_t) json_integer_value(v), buf, size);
+        else if (has_suffix(key, "_mb"))
+                format_bytes((uint64_t) json_integer_value(v) << 20, buf, size);
         else if (has_suffix(key, "_s") || has_suffix(key, "_sec"))
                 format_duration_ms((uint64_t) json_integer_value(v) * 1000, buf, size);
         else if (strstr(key, "memory") || strstr(key, "disk") || strstr(key, "output") || strstr(key, "upload") ||
@@ -49,8 +51,13 @@ void print_limits(json_t *limits, const char *title) {
         if (!json_is_object(limits))
                 return;
         printf("%s\n", title);
-        json_object_foreach(limits, k, v)
-                printf("  %-26s %s\n", k, format_limit(k, v, buf, sizeof(buf)));
+        json_object_foreach(limits, k, v) {
+                /* the unit shows in the value: "command_timeout 30s" */
+                size_t n = strlen(k);
+                if (has_suffix(k, "_ms"))
+                        n -= 3;
+                printf("  %-24.*s %s\n", (int) n, k, format_limit(k, v, buf, sizeof(buf)));
+        }
 }
 
 const char *uid_name(long long uid, char *buf, size_t size) {
