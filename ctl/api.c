@@ -52,7 +52,10 @@ static int request_once(ctl *c, const char *method, const char *target, const ch
         r = http_send_head(conn, method, target, content_type, body || body_len ? (int64_t) body_len : -1);
         if (r >= 0 && body_len > 0)
                 r = http_send_body(conn, body, body_len);
-        if (r >= 0)
+        /* A daemon that refuses a request from its headers alone (unknown
+         * session, too large) may answer and close before reading the
+         * body: the answer is in our receive queue and beats EPIPE. */
+        if (r >= 0 || ((r == -EPIPE || r == -ECONNRESET) && body_len > 0))
                 r = http_read_head(conn, &resp);
         if (r < 0) {
                 /* The daemon closes idle keep-alive connections: a request
@@ -207,7 +210,7 @@ int report_http_error(ctl *c, const api_reply *r, const char *what, bool route_h
                 fprintf(c->err, "\n");
                 return EXIT_NOT_FOUND;
         case 403:
-                fprintf(c->err, " (an administrator may: root or the admin group)\n");
+                fprintf(c->err, "\n");
                 return EXIT_PERMISSION;
         case 429:
                 if (r->retry_after >= 0)

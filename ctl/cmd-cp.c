@@ -86,7 +86,10 @@ static int put_file(ctl *c, const char *target, int fd, int64_t size, const char
                 r = http_send_body(conn, buf, (size_t) n);
                 left -= n;
         }
-        if (r >= 0)
+        /* The daemon may refuse the upload (no permission, too large) and
+         * close before it has read the whole body: its answer is still
+         * waiting in our receive queue, and says more than EPIPE would. */
+        if (r >= 0 || r == -EPIPE || r == -ECONNRESET)
                 r = http_read_head(conn, &resp);
         if (r < 0) {
                 api_disconnect(c);
@@ -132,6 +135,19 @@ static int read_all_fd(int fd, char **ret, size_t *ret_len) {
         return 0;
 }
 
+/* Is rm->path a directory in the session? (GET answers a JSON listing.) */
+static bool remote_is_dir(ctl *c, const remote *rm) {
+        _cleanup_free_ char *target = files_target(rm, rm->path);
+        api_reply rep = {};
+        bool dir;
+
+        if (!target || api_request(c, "GET", target, NULL, NULL, 0, &rep) < 0)
+                return false;
+        dir = rep.status == 200 && json_is_object(rep.json) && json_object_get(rep.json, "entries");
+        api_reply_done(&rep);
+        return dir;
+}
+
 static int upload(ctl *c, const char *local, const remote *rm) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *data = NULL, *path = NULL, *target = NULL;
@@ -167,9 +183,10 @@ static int upload(ctl *c, const char *local, const remote *rm) {
         if (!target)
                 return EXIT_FAIL;
         r = put_file(c, target, fd, size, data, data_len, &rep);
-        if (r >= 0 && rep.status == 409 && size >= 0 && rep.body && strstr(rep.body, "is a directory") &&
+        if (r >= 0 && (rep.status == 403 || rep.status == 409) && size >= 0 && remote_is_dir(c, rm) &&
             lseek(fd, 0, SEEK_SET) == 0) {
-                /* "cp f ID:/tmp": the path is a directory, the file goes in it */
+                /* "cp f ID:/home/sandbox": the path is a directory, the
+                 * file goes in it under its own name */
                 _cleanup_free_ char *p2 = join_path(rm->path, base), *t2 = p2 ? files_target(rm, p2) : NULL;
                 if (t2) {
                         api_reply_done(&rep);

@@ -310,7 +310,7 @@ static int run(ctl *c, const char *target, json_t *body) {
                 r = http_send_head(conn, "POST", target, "application/json", (int64_t) strlen(text));
         if (r >= 0)
                 r = http_send_body(conn, text, strlen(text));
-        if (r >= 0)
+        if (r >= 0 || r == -EPIPE || r == -ECONNRESET) /* an early refusal: read it (see api.c) */
                 r = http_read_head(conn, &resp);
         if (r < 0) {
                 report_transport_error(c, r, "exec");
