@@ -4,15 +4,16 @@
  * per-sandbox create/destroy sequence around the backend vtable.
  *
  * Why cgroupfs directly and not libcgroup: creating a sandbox's cgroup is on
- * the hot path (a budget of ~200 us), and libcgroup walks its whole
- * configuration, re-reads mountinfo and allocates per call; with dirfds of
- * the parents kept open here a cgroup costs one mkdirat and a few
- * openat+write. On v2, libcgroup 2.0.2 (Debian 12) has no mode API, fails on
- * "0::/path" lines of /proc/self/cgroup, hits EBUSY under a delegated
- * subtree unless the caller moved to a leaf first, never enables
- * controllers at the root and reports errors as "Success". One code base
- * for both modes is simpler than a library for one and cgroupfs for the
- * other. */
+ * the hot path (a budget of ~200 us). libcgroup keeps its mount table in
+ * process-global state, builds a struct cgroup of strings per call and
+ * resolves every file by full path through stdio; with dirfds of the
+ * parents kept open here a cgroup costs one mkdirat per hierarchy and a few
+ * openat+write, with no global. On v2, libcgroup 2.0.2 (Debian 12) has no
+ * mode API, fails on "0::/path" lines of /proc/self/cgroup, hits EBUSY
+ * under a delegated subtree unless the caller moved to a leaf first, never
+ * enables controllers at the root and reports errors as "Success". One code
+ * base for both modes is simpler than a library for one and cgroupfs for
+ * the other. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -380,7 +381,7 @@ int sp_cgroup_write_at(int dirfd, const char *file, const char *value, bool crea
         return 0;
 }
 
-static int read_fd_into(int fd, char *buf, size_t size) {
+static int read_fd_into(int fd, char *buf, size_t size, bool one_record) {
         size_t n = 0;
         for (;;) {
                 if (n + 1 >= size)
@@ -394,6 +395,12 @@ static int read_fd_into(int fd, char *buf, size_t size) {
                 if (k == 0)
                         break;
                 n += (size_t) k;
+                /* A cgroup value file (one seq_file record shorter than a
+                 * page) comes whole in one read: skip the read that would
+                 * only see EOF. Not for multi-record files (cgroup.procs,
+                 * mountinfo): seq_file stops a read at its page buffer. */
+                if (one_record && n + 1 < size)
+                        break;
         }
         buf[n] = 0;
         return (int) n;
@@ -403,7 +410,15 @@ int sp_cgroup_read_at(int dirfd, const char *file, char *buf, size_t size) {
         _cleanup_close_ int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
-        return read_fd_into(fd, buf, size);
+        return read_fd_into(fd, buf, size, false);
+}
+
+/* For files that hold one value or one block of keyed lines. */
+static int read_record_at(int dirfd, const char *file, char *buf, size_t size) {
+        _cleanup_close_ int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        return read_fd_into(fd, buf, size, true);
 }
 
 int sp_cgroup_read_alloc_at(int dirfd, const char *file, char **ret) {
@@ -419,7 +434,7 @@ int sp_cgroup_read_alloc_at(int dirfd, const char *file, char **ret) {
                  * with a bigger buffer rather than stitch two snapshots. */
                 if (lseek(fd, 0, SEEK_SET) < 0)
                         return negative_errno();
-                int r = read_fd_into(fd, buf, size);
+                int r = read_fd_into(fd, buf, size, false);
                 if (r >= 0) {
                         *ret = TAKE_PTR(buf);
                         return r;
@@ -432,15 +447,15 @@ int sp_cgroup_read_alloc_at(int dirfd, const char *file, char **ret) {
 
 int sp_cgroup_read_u64_at(int dirfd, const char *file, uint64_t *ret) {
         char buf[64];
-        int r = sp_cgroup_read_at(dirfd, file, buf, sizeof(buf));
+        int r = read_record_at(dirfd, file, buf, sizeof(buf));
         if (r < 0)
                 return r;
         return sp_cgroup_parse_u64(buf, ret);
 }
 
 int sp_cgroup_read_keyed_at(int dirfd, const char *file, const char *key, uint64_t *ret) {
-        char buf[4096];
-        int r = sp_cgroup_read_at(dirfd, file, buf, sizeof(buf));
+        char buf[2048];
+        int r = read_record_at(dirfd, file, buf, sizeof(buf));
         if (r < 0)
                 return r;
         return sp_cgroup_parse_keyed(buf, key, ret);
@@ -686,8 +701,9 @@ int sp_cgroup_manager_new(const sp_cgroup_manager_options *opts, sp_cgroup_manag
         const char *subdir = opts->subdir ?: DEFAULT_SUBDIR;
         if (!sp_cgroup_name_is_valid(subdir))
                 return sp_error_set(err, -EINVAL, "Invalid cgroup subdirectory name \"%s\"", subdir);
-        if (opts->parent && opts->parent[0] != '/')
-                return sp_error_set(err, -EINVAL, "cgroup parent \"%s\" is not an absolute path", opts->parent);
+        if (opts->parent && (opts->parent[0] != '/' || strstr(opts->parent, "/..")))
+                return sp_error_set(err, -EINVAL, "cgroup parent \"%s\" is not an absolute path without \"..\"",
+                                    opts->parent);
 
         _cleanup_(manager_freep) sp_cgroup_manager *m = calloc(1, sizeof(*m));
         if (!m)
@@ -863,4 +879,27 @@ int sp_cgroup_destroy(sp_cgroup *cg) {
 
 const char *sp_cgroup_path(const sp_cgroup *cg) {
         return cg->path;
+}
+
+int sp_cgroup_manager_sweep(sp_cgroup_manager *m, sp_cgroup_stale_fn is_stale, void *userdata) {
+        int removed = 0;
+        for (size_t h = 0; h < m->n_hier; h++) {
+                int fd = fcntl(m->hier[h].subtree_fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        return negative_errno();
+                _cleanup_closedir_ DIR *d = fdopendir(fd);
+                if (!d) {
+                        safe_close(fd);
+                        return negative_errno();
+                }
+                for (struct dirent *de; (de = readdir(d));) {
+                        if (de->d_type != DT_DIR || !sp_cgroup_name_is_valid(de->d_name) || !is_stale(de->d_name, userdata))
+                                continue;
+                        /* rmdir fails (EBUSY) while any task is inside: a
+                         * live sandbox is never taken by mistake. */
+                        if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0 && h == 0)
+                                removed++;
+                }
+        }
+        return removed;
 }

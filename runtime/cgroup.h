@@ -38,7 +38,11 @@ typedef struct sp_cgroup_manager_options {
          * because a v2 cgroup with processes cannot enable controllers for
          * its children ("no internal processes"). systemd Delegate=yes. */
         bool move_self_to_leaf;
-        /* Root of the cgroup filesystem; NULL: /sys/fs/cgroup. Tests only. */
+        /* Root of the cgroup filesystem; NULL: /sys/fs/cgroup. Tests only:
+         * a directory tree that imitates cgroupfs (fs_root or a subdirectory
+         * with cgroup.controllers is cgroup2, one with cgroup.procs is a v1
+         * hierarchy named after its controllers), where control files are
+         * created on write. */
         const char *fs_root;
 } sp_cgroup_manager_options;
 
@@ -49,7 +53,8 @@ int sp_cgroup_manager_new(const sp_cgroup_manager_options *opts, sp_cgroup_manag
 sp_cgroup_mode sp_cgroup_manager_mode(const sp_cgroup_manager *m);
 /* Human description of where sandboxes go, for logs and /v1/health. */
 const char *sp_cgroup_manager_describe(const sp_cgroup_manager *m);
-/* Remove the subtree it created (only when empty) and free. */
+/* Remove the subtree it created (only when empty) and free. Every
+ * sp_cgroup of the manager must be destroyed first. */
 void sp_cgroup_manager_free(sp_cgroup_manager *m);
 
 /* Create the cgroup of one sandbox and write its limits. */
@@ -77,3 +82,10 @@ int sp_cgroup_kill(sp_cgroup *cg);
 int sp_cgroup_destroy(sp_cgroup *cg);
 /* Host path of the cgroup (v2) or of its memory cgroup (v1), for tests. */
 const char *sp_cgroup_path(const sp_cgroup *cg);
+
+/* Remove leftovers of sandboxes whose owner died without cleaning up (a
+ * daemon that crashed, a one-shot run killed with SIGKILL): every cgroup in
+ * the subtree for which is_stale(name) says so and that has no process
+ * left. Returns how many were removed. */
+typedef bool (*sp_cgroup_stale_fn)(const char *name, void *userdata);
+int sp_cgroup_manager_sweep(sp_cgroup_manager *m, sp_cgroup_stale_fn is_stale, void *userdata);

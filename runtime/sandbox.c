@@ -122,7 +122,6 @@ static _noreturn_ void child_main(const child_args *a) {
         (void) close_range(0, 2, 0);
         (void) close_range(4, ~0U, 0);
         reset_signals();
-        hide_cmdline();
 
         /* Stage GO: ids mapped, cgroup joined, overlay staged. */
         ssize_t n = sp_msg_recv(ctl, buf, sizeof(buf), 0, fds, &nfds);
@@ -166,6 +165,8 @@ static _noreturn_ void child_main(const child_args *a) {
                 if (r < 0)
                         child_fail(ctl, r, "load the seccomp filter");
         }
+        /* Last: the spec's strings may live in the caller's argv. */
+        hide_cmdline();
         if (sp_msg_send(ctl, SP_MSG_READY, 0, 0, 0, NULL, 0, NULL, 0) < 0)
                 _exit(1);
         sp_init_run(ctl);

@@ -310,6 +310,8 @@ void api_files_put_begin(request *r) {
 
         if (!path)
                 return;
+        if (path[strlen(path) - 1] == '/')
+                return reply_error(r, 400, "bad_request", "%s names a directory, not a file", path);
         p = calloc(1, sizeof(*p));
         if (!p)
                 return reply_error(r, 500, "internal", "out of memory");

@@ -487,9 +487,12 @@ enum MHD_Result http_access_handler(void *cls, struct MHD_Connection *conn, cons
                         client_deadline(r->cl, streq(method, "GET") || streq(method, "DELETE") ? 0
                                                                                                : BODY_DEADLINE_USEC);
                 request_begin(r);
-                /* An early answer (404, 413, 503...) goes out now; MHD
-                 * discards the body and closes the connection after it. */
-                if (r->reply)
+                /* A body too large goes out now (MHD then closes the
+                 * connection instead of reading it). Other early answers
+                 * (404, 405, 503...) wait until the (small) body has been
+                 * read and dropped: answering first would make the client
+                 * fail with EPIPE while still sending. */
+                if (r->reply && r->reply_status == 413)
                         return request_queue(r);
                 return MHD_YES;
         }
@@ -509,7 +512,9 @@ enum MHD_Result http_access_handler(void *cls, struct MHD_Connection *conn, cons
                 r->handled = true;
                 if (r->cl)
                         client_deadline(r->cl, 0);
-                if (srv->shutting_down)
+                if (r->reply)
+                        ; /* decided when the headers came in */
+                else if (srv->shutting_down)
                         reply_error(r, 503, "shutting_down", "the daemon is shutting down");
                 else if (r->body_too_large)
                         reply_error(r, 413, "too_large", "body exceeds the limit of %zu bytes", r->body_limit);

@@ -182,6 +182,7 @@ int server_start_http(server *srv) {
         srv->mhd = MHD_start_daemon(
                 MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                 http_access_handler, srv,
+                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
                 /* Our own AF_UNIX socket: MHD_add_connection() would treat the
                  * peers as TCP (bogus warnings, extra syscalls per response). */
                 MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
@@ -190,7 +191,6 @@ int server_start_http(server *srv) {
                 MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_IDLE_S,
                 MHD_OPTION_NOTIFY_COMPLETED, http_request_completed, srv,
                 MHD_OPTION_NOTIFY_CONNECTION, http_connection_notify, srv,
-                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
                 MHD_OPTION_END);
         if (!srv->mhd)
                 return log_error_errno(-EIO, "Failed to start the HTTP server");

@@ -263,6 +263,17 @@ static void print_json(const run_result *res, int exit_code) {
                 res->timed_out ? "true" : "false", res->duration_ms, res->cpu_ms, res->peak_memory);
 }
 
+/* A one-shot run killed with SIGKILL cannot clean up after itself; the
+ * next one removes what such a run left: sandbox cgroups named after a
+ * process that no longer exists. */
+static bool run_is_stale(const char *name, void *userdata) {
+        char *end;
+        if (strncmp(name, "run-", 4) != 0)
+                return false;
+        long pid = strtol(name + 4, &end, 10);
+        return *end == 0 && pid > 0 && kill((pid_t) pid, 0) < 0 && errno == ESRCH;
+}
+
 static int setup_fail(const char *what, const sp_error *err) {
         fprintf(stderr, "sandpoold run: %s: %s\n", what, err->message);
         return EXIT_SETUP_FAILED;
@@ -400,6 +411,7 @@ int sandpoold_run_main(int argc, char **argv) {
                 goto out;
         }
 
+        (void) sp_cgroup_manager_sweep(cgm, run_is_stale, NULL);
         ret = run_in_sandbox(&cs.cfg, &o, cgm, prog, &res);
         if (ret == 0) {
                 if (res.killed_by)

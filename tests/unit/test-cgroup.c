@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cgroup-internal.h"
@@ -191,7 +193,7 @@ static void test_paths(void **state) {
 
 static void put(const char *dir, const char *file, const char *text) {
         char p[4096];
-        snprintf(p, sizeof(p), "%s/%s", dir, file);
+        assert_true((size_t) snprintf(p, sizeof(p), "%s/%s", dir, file) < sizeof(p));
         int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         assert_true(fd >= 0);
         assert_int_equal(write(fd, text, strlen(text)), (ssize_t) strlen(text));
@@ -200,7 +202,7 @@ static void put(const char *dir, const char *file, const char *text) {
 
 static void expect_file(const char *dir, const char *file, const char *want) {
         char p[4096], buf[256];
-        snprintf(p, sizeof(p), "%s/%s", dir, file);
+        assert_true((size_t) snprintf(p, sizeof(p), "%s/%s", dir, file) < sizeof(p));
         int n = sp_cgroup_read_at(AT_FDCWD, p, buf, sizeof(buf));
         if (n < 0)
                 fail_msg("cannot read %s: %s", p, strerror(-n));
@@ -208,7 +210,7 @@ static void expect_file(const char *dir, const char *file, const char *want) {
 }
 
 static void sub(char *buf, size_t size, const char *a, const char *b) {
-        snprintf(buf, size, "%s/%s", a, b);
+        assert_true((size_t) snprintf(buf, size, "%s/%s", a, b) < size);
         assert_true(mkdir(buf, 0755) == 0 || errno == EEXIST);
 }
 
@@ -340,7 +342,6 @@ static void test_hybrid_fake_tree(void **state) {
         expect_file(d, "memory.memsw.limit_in_bytes", "67108864");
         assert_int_equal(sp_cgroup_clone_fd(cg), -EOPNOTSUPP);
         snprintf(d, sizeof(d), "%s/cpu,cpuacct/t/a", root);
-        expect_file(d, "cpu.cfs_period_us", "100000");
         expect_file(d, "cpu.cfs_quota_us", "50000");
         snprintf(d, sizeof(d), "%s/pids/t/a", root);
         expect_file(d, "pids.max", "16");
@@ -354,6 +355,9 @@ static void test_hybrid_fake_tree(void **state) {
         snprintf(d, sizeof(d), "%s/memory/t", root);
         assert_int_equal(access(d, F_OK), -1);
         rm_rf(root);
+
+        sp_cgroup_manager_options bad = { .fs_root = root, .parent = "/a/../../etc" };
+        assert_int_equal(sp_cgroup_manager_new(&bad, &m, &err), -EINVAL);
 
         /* No pids anywhere: auto names what each mode lacks. */
         char root2[] = "/tmp/sp-cgroup-np-XXXXXX";
@@ -383,6 +387,32 @@ static void test_existing_subtree_kept(void **state) {
         rm_rf(root);
 }
 
+/* The kill loop signals only processes that /proc says are in the cgroup:
+ * a pid in cgroup.procs that was reused by an outsider must survive. */
+static void test_kill_procs_checks_membership(void **state) {
+        char dir[] = "/tmp/sp-cgroup-kill-XXXXXX", pid[32];
+        assert_non_null(mkdtemp(dir));
+        pid_t outsider = fork();
+        assert_true(outsider >= 0);
+        if (outsider == 0) {
+                for (;;)
+                        pause();
+        }
+        snprintf(pid, sizeof(pid), "%d\n", (int) outsider);
+        put(dir, "cgroup.procs", pid);
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        /* v2 check ("0::" line) and v1 check (the memory line). */
+        assert_int_equal(sp_cgroup_kill_procs(fd, NULL, "/not/its/cgroup", 2), -EBUSY);
+        assert_int_equal(sp_cgroup_kill_procs(fd, "memory", "/not/its/cgroup", 2), -EBUSY);
+        int status;
+        assert_int_equal(waitpid(outsider, &status, WNOHANG), 0); /* still alive */
+        close(fd);
+        kill(outsider, SIGKILL); /* our own child */
+        assert_int_equal(waitpid(outsider, &status, 0), outsider);
+        rm_rf(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_mountinfo),
@@ -393,6 +423,7 @@ int main(void) {
                 cmocka_unit_test(test_v2_fake_tree),
                 cmocka_unit_test(test_hybrid_fake_tree),
                 cmocka_unit_test(test_existing_subtree_kept),
+                cmocka_unit_test(test_kill_procs_checks_membership),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

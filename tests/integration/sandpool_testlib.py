@@ -1,0 +1,106 @@
+"""Shared helpers for the integration tests: where the build is, how to run
+`sandpoold run`, and how to read the probe's output. The tests assert on
+what the kernel says (cgroup files, /proc, the mount table)."""
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+SOURCE_DIR = Path(__file__).resolve().parents[2]
+BUILD_DIR = Path(os.environ.get("SANDPOOL_BUILD_DIR", SOURCE_DIR / "build"))
+SANDPOOLD = BUILD_DIR / "supervisor" / "sandpoold"
+TEST_ROOTFS = Path(os.environ.get("SANDPOOL_TEST_ROOTFS", BUILD_DIR / "test-rootfs"))
+POLICY = Path(os.environ.get("SANDPOOL_TEST_POLICY", SOURCE_DIR / "policies" / "default.policy"))
+STAGE_DIR = Path("/run/sandpool/stage")
+
+
+def sandbox_env(**extra):
+    env = dict(os.environ)
+    env.update({
+        "SANDPOOL_ROOTFS": str(TEST_ROOTFS),
+        "SANDPOOL_SECCOMP_POLICY": str(POLICY),
+    })
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Run:
+    """The result of one `sandpoold run`: status, output, JSON summary."""
+
+    def __init__(self, proc):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr_all = proc.stderr
+        self.summary = None
+        lines = proc.stderr.splitlines()
+        if lines and lines[-1].startswith("{"):
+            try:
+                self.summary = json.loads(lines[-1])
+                lines = lines[:-1]
+            except json.JSONDecodeError:
+                pass
+        self.stderr = "\n".join(lines)
+
+    def checks(self, subcmd=None):
+        """Probe check lines as {(subcmd, name): (ret, err)}."""
+        out = {}
+        for line in self.stdout.splitlines():
+            f = line.split(" ")
+            if len(f) >= 4 and (subcmd is None or f[0] == subcmd):
+                out[(f[0], f[1])] = (f[2], f[3])
+        return out
+
+    def info(self, subcmd):
+        """Probe info lines `SUBCMD key=value ...` merged into one dict."""
+        d = {}
+        for line in self.stdout.splitlines():
+            f = line.split(" ")
+            if f[0] != subcmd:
+                continue
+            for kv in f[1:]:
+                if "=" in kv:
+                    k, v = kv.split("=", 1)
+                    d[k] = v
+        return d
+
+    def __repr__(self):
+        return f"<Run rc={self.returncode} stdout={self.stdout[-2000:]!r} stderr={self.stderr_all[-2000:]!r}>"
+
+
+def run(*argv, opts=(), timeout=60, input=None, env=None):
+    """`sandpoold run --json OPTS -- ARGV`, with the test rootfs and policy."""
+    cmd = [str(SANDPOOLD), "run", "--json", *opts, "--", *argv]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                       input=input, env=env or sandbox_env(), errors="replace")
+    return Run(p)
+
+
+def probe(*args, opts=(), timeout=60, **kw):
+    return run("/usr/bin/probe", *args, opts=opts, timeout=timeout, **kw)
+
+
+def host_mounts():
+    return Path("/proc/self/mountinfo").read_text()
+
+
+def cgroup_v1_dirs(name_fragment):
+    """Every directory below the v1 hierarchies whose name contains the fragment."""
+    found = []
+    root = Path("/sys/fs/cgroup")
+    for ctrl in ("memory", "cpu", "cpuacct", "pids"):
+        base = root / ctrl
+        if not base.is_dir():
+            continue
+        for dirpath, dirnames, _ in os.walk(base):
+            for d in dirnames:
+                if name_fragment in d:
+                    found.append(os.path.join(dirpath, d))
+    return found
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+ERRNO_RE = re.compile(r"^E[A-Z0-9]+$")
