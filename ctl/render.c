@@ -14,8 +14,14 @@ static bool has_suffix(const char *s, const char *suffix) {
 }
 
 char *format_limit(const char *key, json_t *v, char *buf, size_t size) {
-        if (json_is_string(v))
+        if (json_is_string(v)) {
+                /* labels come from clients: no escape sequence of theirs
+                 * reaches the operator's terminal */
                 snprintf(buf, size, "%s", json_string_value(v));
+                for (char *p = buf; *p; p++)
+                        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                                *p = '?';
+        }
         else if (json_is_boolean(v))
                 snprintf(buf, size, "%s", json_is_true(v) ? "true" : "false");
         else if (!json_is_integer(v))

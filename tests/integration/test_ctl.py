@@ -10,6 +10,7 @@ fixtures): root, a temporary socket, the test rootfs.
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -130,6 +131,17 @@ def test_sessions_list_and_inspect(daemon, sid):
     assert "owner:          root (uid 0)" in r.stdout and "who=test-ctl" in r.stdout
 
 
+def test_labels_cannot_drive_the_terminal(daemon):
+    s = daemon.session({"labels": {"evil": "\x1b[2J\x1b]0;owned\x07red"}})
+    try:
+        for args in (["sessions"], ["session", s], ["top", "--once"]):
+            r = ctl(daemon.socket, *args)
+            assert r.returncode == 0, r.stderr
+            assert "\x1b" not in r.stdout and "\x07" not in r.stdout, args
+    finally:
+        daemon.delete("/v1/sessions/%s" % s)
+
+
 def test_session_not_found_exits_3(daemon):
     r = ctl(daemon.socket, "session", "0" * 32)
     assert r.returncode == EXIT_NOT_FOUND
@@ -225,6 +237,26 @@ def test_exec_binary_stdin_is_refused_clearly(daemon, sid):
                        env=dict(os.environ, SANDPOOL_SOCKET=daemon.socket), timeout=30)
     assert r.returncode == EXEC_CTL
     assert b"binary" in r.stderr and b"cp" in r.stderr
+
+
+def test_interrupted_exec_kills_the_command(daemon, sid):
+    """Ctrl-C on sandpoolctl ends the command in the sandbox too."""
+    e = dict(os.environ, SANDPOOL_SOCKET=daemon.socket)
+    p = subprocess.Popen([CTL, "exec", "-s", sid, "--shell", "echo up; sleep 60"], stdout=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, env=e)
+    try:
+        assert p.stdout.readline() == b"up\n"
+        assert daemon.get("/v1/sessions/%s" % sid).json["running_commands"] == 1
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=5) == -signal.SIGINT
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    deadline = time.monotonic() + 5
+    while daemon.get("/v1/sessions/%s" % sid).json["running_commands"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert daemon.get("/v1/sessions/%s" % sid).json["running_commands"] == 0
 
 
 def test_exec_in_a_session_shares_files(daemon, sid):
