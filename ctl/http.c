@@ -25,10 +25,21 @@ struct http_conn {
         size_t len, off; /* unread bytes are buf[off..len) */
 };
 
+int http_conn_from_fd(int fd, http_conn **ret) {
+        http_conn *c = calloc(1, sizeof(*c));
+
+        if (!c) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        c->fd = fd;
+        *ret = c;
+        return 0;
+}
+
 int http_connect(const char *path, http_conn **ret) {
         _cleanup_close_ int fd = -EBADF;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        http_conn *c;
 
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
@@ -38,12 +49,7 @@ int http_connect(const char *path, http_conn **ret) {
                 return negative_errno();
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
                 return negative_errno();
-        c = calloc(1, sizeof(*c));
-        if (!c)
-                return -ENOMEM;
-        c->fd = TAKE_FD(fd);
-        *ret = c;
-        return 0;
+        return http_conn_from_fd(TAKE_FD(fd), ret);
 }
 
 void http_conn_free(http_conn *c) {

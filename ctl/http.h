@@ -32,6 +32,8 @@ typedef struct http_response {
 /* Connect to the socket at path. -errno from socket/connect (ENOENT: no
  * socket there, ECONNREFUSED: nobody listens, EACCES: no permission). */
 int http_connect(const char *path, http_conn **ret);
+/* Wrap a connected stream socket (takes it; tests use a socketpair). */
+int http_conn_from_fd(int fd, http_conn **ret);
 void http_conn_free(http_conn *c);
 static inline void http_conn_freep(http_conn **c) {
         if (*c)
