@@ -465,13 +465,20 @@ static int parse_opts(top *t, int argc, char **argv) {
         return 1;
 }
 
+static void top_done(top *t) {
+        json_decref(t->prev);
+        json_decref(t->health);
+        json_decref(t->sessions);
+}
+
 int cmd_top(ctl *c, int argc, char **argv) {
-        top t = { .c = c, .interval_ms = 1000, .prev = json_object() };
+        _cleanup_(top_done) top t = { .c = c, .interval_ms = 1000 };
         int r;
 
         r = parse_opts(&t, argc, argv);
         if (r <= 0)
                 return r < 0 ? EXIT_USAGE : EXIT_OK;
+        t.prev = json_object();
         if (c->json && !t.once) {
                 usage_error("top", "--json needs --once (for a stream of figures, poll 'sessions --json')");
                 return EXIT_USAGE;
@@ -503,8 +510,5 @@ int cmd_top(ctl *c, int argc, char **argv) {
                 c->timeout_ms = 5000; /* a stuck daemon must not freeze the screen */
                 r = run_live(&t);
         }
-        json_decref(t.prev);
-        json_decref(t.health);
-        json_decref(t.sessions);
         return r;
 }
