@@ -571,10 +571,12 @@ static int parse_rule(parser *ps, lexer *lx) {
         rule.syscall = strndup(lx->tok.start, lx->tok.len);
         if (!rule.syscall)
                 return sp_error_set(lx->err, -ENOMEM, "%s:%u: out of memory", lx->name, lx->line);
+        const char *name_end = lx->tok.start + lx->tok.len;
         r = lex_next(lx);
         if (r < 0)
                 return r;
-        if (tok_is(lx, "?")) {
+        /* "name?" only: a lone '?' is more likely a typo than a marker. */
+        if (tok_is(lx, "?") && lx->tok.start == name_end) {
                 optional = true;
                 r = lex_next(lx);
                 if (r < 0)

@@ -25,6 +25,9 @@
  * rules; cap the product so that a hostile policy cannot blow up the
  * program (the kernel's own cap is BPF_MAXINSNS instructions). */
 #define RULE_EXPANSION_MAX 512
+/* The same for the whole policy: libseccomp's time and memory grow with
+ * the number of rules long before the kernel's limit is reached. */
+#define POLICY_EXPANSION_MAX 4096
 
 static void seccomp_releasep(scmp_filter_ctx *ctx) {
         if (*ctx)
@@ -130,13 +133,17 @@ static int cond_alternatives(const sp_cond *c, cmp_set *out) {
         return -EINVAL;
 }
 
-static int add_rule(scmp_filter_ctx ctx, const sp_policy *p, const sp_rule *rule, sp_error *err) {
+static int add_rule(scmp_filter_ctx ctx, const sp_policy *p, const sp_rule *rule, size_t *budget, sp_error *err) {
         uint32_t action = p->groups[rule->group].action;
         _cleanup_free_ cmp_set *alts = NULL;
         size_t idx[SP_POLICY_ARGS_MAX] = {}, total = 1;
         int r;
 
+        if (*budget == 0)
+                return sp_error_set(err, -E2BIG, "%s:%u: the policy expands to more than %d filter rules", p->name,
+                                    rule->line, POLICY_EXPANSION_MAX);
         if (rule->n_conds == 0) {
+                (*budget)--;
                 r = seccomp_rule_add_exact(ctx, action, rule->nr, 0);
                 if (r < 0)
                         return sp_error_set(err, r, "%s:%u: libseccomp refused the rule for %s: %s", p->name, rule->line,
@@ -155,6 +162,10 @@ static int add_rule(scmp_filter_ctx ctx, const sp_policy *p, const sp_rule *rule
                         return sp_error_set(err, -E2BIG, "%s:%u: the rule for %s expands to more than %d filter rules",
                                             p->name, rule->line, rule->syscall, RULE_EXPANSION_MAX);
         }
+        if (total > *budget)
+                return sp_error_set(err, -E2BIG, "%s:%u: the policy expands to more than %d filter rules", p->name,
+                                    rule->line, POLICY_EXPANSION_MAX);
+        *budget -= total;
 
         /* Conditions are ANDed, each one's alternatives ORed: add the
          * cartesian product, one libseccomp rule per combination. */
@@ -246,8 +257,9 @@ int sp_seccomp_compile(const sp_policy *p, sp_seccomp_program **ret, sp_error *e
         if (r < 0)
                 return sp_error_set(err, r, "%s: cannot enable the binary tree: %s", p->name, strerror(-r));
 
+        size_t budget = POLICY_EXPANSION_MAX;
         for (size_t i = 0; i < p->n_rules; i++) {
-                r = add_rule(ctx, p, &p->rules[i], err);
+                r = add_rule(ctx, p, &p->rules[i], &budget, err);
                 if (r < 0)
                         return r;
         }

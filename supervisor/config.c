@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -92,7 +93,7 @@ static const config_key config_keys[] = {
         { "server", "cgroup_mode", KEY_STRING, OFF(cgroup_mode), "auto", 0, 0, check_cgroup_mode,
           "auto, v2 or v1: which cgroup hierarchy enforces the limits." },
         { "server", "id_base", KEY_U32, OFF(id_base), "1000000000", 65536, UINT32_MAX, NULL,
-          "First host uid/gid given to sandboxes; each takes 65536 ids." },
+          "First host uid/gid of sandboxes: 131072 ids per max_pool_size slot, below 2^32." },
         { "images", "rootfs", KEY_STRING, OFF(rootfs), "/var/lib/sandpool/images/default", 0, 0, check_path,
           "Read-only root filesystem image, the lower layer of every sandbox." },
         { "images", "seccomp_policy", KEY_STRING, OFF(seccomp_policy), SANDPOOL_POLICYDIR "/default.policy", 0,
@@ -110,7 +111,7 @@ static const config_key config_keys[] = {
         { "limits", "memory_limit", KEY_SIZE, OFF(memory_limit), "256M", 8 * SZ_M, SP_CONFIG_NUM_MAX, NULL,
           "Memory of one sandbox (no swap); at least 8M." },
         { "limits", "cpu_limit", KEY_U32, OFF(cpu_limit), "25", 1, UINT32_MAX, check_cpu,
-          "CPU of one sandbox, in percent of one CPU (200 = two CPUs)." },
+          "CPU of one sandbox, in percent of one CPU (200 = two); at most 100 x the CPUs here." },
         { "limits", "pids_limit", KEY_U32, OFF(pids_limit), "256", 2, 4194304, NULL,
           "Most processes and threads in one sandbox." },
         { "limits", "disk_limit", KEY_SIZE, OFF(disk_limit), "512M", SZ_M, SP_CONFIG_NUM_MAX, NULL,
@@ -428,7 +429,42 @@ static int fail_key(sp_error *err, int r, const char *where, const config_key *k
         return sp_error_set(err, r, "%s: [%s] %s: %s", where, k->section, k->key, msg);
 }
 
+/* Strict UTF-8 (no overlong forms, no surrogates, nothing past
+ * U+10FFFF): values end up in JSON, which jansson refuses otherwise. */
+static bool utf8_valid(const char *str) {
+        for (const unsigned char *p = (const unsigned char *) str; *p;) {
+                unsigned n, min;
+                uint32_t cp;
+
+                if (*p < 0x80) {
+                        p++;
+                        continue;
+                }
+                if ((*p & 0xe0) == 0xc0)
+                        n = 1, min = 0x80, cp = *p & 0x1f;
+                else if ((*p & 0xf0) == 0xe0)
+                        n = 2, min = 0x800, cp = *p & 0x0f;
+                else if ((*p & 0xf8) == 0xf0)
+                        n = 3, min = 0x10000, cp = *p & 0x07;
+                else
+                        return false;
+                p++;
+                for (unsigned i = 0; i < n; i++, p++) {
+                        if ((*p & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (*p & 0x3f);
+                }
+                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+        }
+        return true;
+}
+
 static int check_string(const config_key *k, const char *v, char *why, size_t len) {
+        /* --print-config writes "key = value": that line must fit in what
+         * inih reads (INI_MAX_LINE less the newline and NUL), or the output
+         * would not load back. Same limit from every source. */
+        size_t max = INI_MAX_LINE - 2 - strlen(k->key) - STRLEN(" = ");
         char q[64];
 
         if (v[0] == '\0' && k->check != check_cgroup_parent) {
@@ -448,12 +484,20 @@ static int check_string(const config_key *k, const char *v, char *why, size_t le
                         return -EINVAL;
                 }
         }
+        if (strlen(v) > max) {
+                snprintf(why, len, "value too long (at most %zu bytes for this key)", max);
+                return -EINVAL;
+        }
+        if (!utf8_valid(v)) {
+                snprintf(why, len, "not valid UTF-8: '%s'", quote(v, q, sizeof(q)));
+                return -EINVAL;
+        }
         return k->check ? k->check(v, 0, why, len) : 0;
 }
 
 static int parse_number(const config_key *k, const char *v, uint64_t *ret, char *why, size_t len) {
         char q[64];
-        bool b;
+        bool b = false;
         int r;
 
         switch (k->type) {
@@ -590,12 +634,15 @@ static int set_defaults(sp_config_set *s, sp_error *err) {
 
 /* ---- the INI file ---- */
 
+/* Bytes of one line kept while reading: more than inih takes, so that a
+ * long line is refused with its own message; a longer comment is skipped. */
+#define RAW_LINE_MAX 1024
+
 typedef struct file_parser {
         sp_config_set *set;
         const char *path;
         FILE *f;
-        char *raw;
-        size_t rawcap;
+        char raw[RAW_LINE_MAX + 1];
         unsigned line;
         unsigned seen[N_KEYS]; /* line where each key was set in this file, 0: not yet */
         int r;                 /* first error; parsing stops at it */
@@ -644,6 +691,33 @@ static int classify_line(file_parser *p, const char *s) {
         return 0;
 }
 
+/* Read one line into p->raw, without its newline. Memory stays bounded
+ * whatever the file holds (no getline(): a hostile 1 GiB line must not
+ * become a 1 GiB allocation): beyond RAW_LINE_MAX the rest of the line is
+ * skipped and *ret_long set. 1: a line, 0: end of file, <0: read error. */
+static int read_line(file_parser *p, bool *ret_nul, bool *ret_long) {
+        size_t n = 0;
+        int c;
+
+        *ret_nul = *ret_long = false;
+        errno = 0;
+        while ((c = getc_unlocked(p->f)) != EOF && c != '\n') {
+                if (c == '\0')
+                        *ret_nul = true;
+                if (n < RAW_LINE_MAX)
+                        p->raw[n++] = (char) c;
+                else
+                        *ret_long = true;
+        }
+        p->raw[n] = '\0';
+        if (c == EOF && ferror(p->f))
+                return errno > 0 ? -errno : -EIO;
+        if (c == EOF && n == 0 && !*ret_long)
+                return 0;
+        p->line++;
+        return 1;
+}
+
 /* inih's line reader, wrapped: it counts lines (this inih is built
  * without line numbers in the handler), refuses NUL bytes and overlong
  * lines instead of letting inih split them into two lines, strips leading
@@ -651,46 +725,48 @@ static int classify_line(file_parser *p, const char *s) {
  * cuts "  # comment" tails, which --print-config writes. */
 static char *file_reader(char *str, int num, void *stream) {
         file_parser *p = stream;
-        ssize_t n;
+        bool nul, too_long;
+        size_t n;
         char *s;
+        int r;
 
         if (p->r < 0)
                 return NULL;
-        errno = 0;
-        n = getline(&p->raw, &p->rawcap, p->f);
-        if (n < 0) {
-                if (ferror(p->f))
-                        fail_line(p, errno > 0 ? -errno : -EIO, "read error: %s", strerror(errno > 0 ? errno : EIO));
+        r = read_line(p, &nul, &too_long);
+        if (r < 0)
+                fail_line(p, r, "read error: %s", strerror(-r));
+        if (r <= 0)
                 return NULL;
-        }
-        p->line++;
-        s = p->raw;
-        if (memchr(s, '\0', (size_t) n)) {
+        if (nul) {
                 fail_line(p, -EINVAL, "NUL byte in line");
                 return NULL;
         }
-        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-                s[--n] = '\0';
+        s = p->raw;
         if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
                 s += 3;
         while (is_blank(*s))
                 s++;
-        if (*s != '#' && *s != ';')
+        if (*s == '#' || *s == ';') {
+                s[0] = '\0'; /* a comment, of any length: inih sees an empty line */
+        } else if (too_long) {
+                fail_line(p, -EINVAL, "line too long (at most %d bytes)", num - 2);
+                return NULL;
+        } else
                 for (char *c = s + 1; *s && *c; c++)
                         if (*c == '#' && is_blank(c[-1])) {
                                 *c = '\0';
                                 break;
                         }
-        n = (ssize_t) strlen(s);
-        while (n > 0 && is_blank(s[n - 1]))
+        n = strlen(s);
+        while (n > 0 && (is_blank(s[n - 1]) || s[n - 1] == '\r'))
                 s[--n] = '\0';
         if (classify_line(p, s) < 0)
                 return NULL;
-        if (num < 2 || n > num - 2) {
+        if (num < 2 || n > (size_t) num - 2) {
                 fail_line(p, -EINVAL, "line too long (at most %d bytes)", num - 2);
                 return NULL;
         }
-        memcpy(str, s, (size_t) n);
+        memcpy(str, s, n);
         str[n] = '\n';
         str[n + 1] = '\0';
         return str;
@@ -734,6 +810,7 @@ static int load_file(sp_config_set *s, const char *path, sp_error *err) {
         _cleanup_free_ file_parser *p = NULL;
         _cleanup_fclose_ FILE *f = NULL;
         bool explicit = path != NULL;
+        struct stat st;
         int r;
 
         if (!path)
@@ -745,13 +822,16 @@ static int load_file(sp_config_set *s, const char *path, sp_error *err) {
                         return 0; /* no file at the default place: defaults and environment */
                 return sp_error_set(err, r, "%s: cannot open configuration: %s", path, strerror(-r));
         }
+        if (fstat(fileno(f), &st) < 0)
+                return sp_error_set(err, negative_errno(), "%s: cannot stat configuration: %m", path);
+        if (S_ISDIR(st.st_mode))
+                return sp_error_set(err, -EISDIR, "%s: cannot read configuration: %s", path, strerror(EISDIR));
         p = calloc(1, sizeof(*p));
         if (!p)
                 return sp_error_set(err, -ENOMEM, "Out of memory");
         *p = (file_parser) { .set = s, .path = path, .f = f, .err = err };
 
         r = ini_parse_stream(file_reader, p, file_handler, p);
-        free(p->raw);
         if (p->r < 0)
                 return p->r;
         if (r < 0)
@@ -860,6 +940,34 @@ int sp_config_load(sp_config_set *ret, const char *path, char **envp, sp_error *
         *ret = s;
         s = (sp_config_set) {};
         return 0;
+}
+
+int sp_config_set_value(sp_config_set *s, const char *key, const char *value, sp_config_source source,
+                        const char *where, sp_error *err) {
+        const char *dot;
+        int idx, r;
+
+        if (!s || !s->origins || !key || !value)
+                return sp_error_set(err, -EINVAL, "no configuration, key or value");
+        dot = strchr(key, '.');
+        if (dot) {
+                char section[16];
+                if ((size_t) (dot - key) >= sizeof(section))
+                        idx = -ENOENT;
+                else {
+                        snprintf(section, sizeof(section), "%.*s", (int) (dot - key), key);
+                        idx = find_key(section, dot + 1);
+                }
+        } else
+                idx = find_key(NULL, key);
+        if (idx < 0) {
+                char q[64];
+                return sp_error_set(err, -EINVAL, "%s: unknown key '%s'", where ? where : "", quote(key, q, sizeof(q)));
+        }
+        r = key_assign(s, (size_t) idx, value, source, where ? where : sp_config_source_to_string(source), err);
+        if (r < 0)
+                return r;
+        return validate_combinations(s, err);
 }
 
 /* ---- output ---- */

@@ -70,21 +70,49 @@ typedef struct sp_config_set {
 /* Defaults, then the file (path NULL: the default path, missing is fine;
  * an explicit path that is missing is an error), then the environment
  * (envp NULL: environ). Errors name the file, line and key, or the
- * variable: "/etc/sandpool/sandpool.conf:7: [pool] pool_size: not a number: 'ten'". */
+ * variable: "/etc/sandpool/sandpool.conf:7: [pool] pool_size: not a number: 'ten'".
+ * On failure *ret is untouched and err says why (-EINVAL malformed or
+ * impossible, -ERANGE too large, -ENOENT/-EACCES/... the file).
+ * Decisions, all tested in tests/unit/test-config.c:
+ *  - a key given twice in the file is an error (naming both lines); a
+ *    section may be opened more than once;
+ *  - unknown sections and keys in the file are errors; unknown SANDPOOL_*
+ *    variables are ignored (the environment is shared with tools and tests);
+ *  - an empty value is an error, except cgroup_parent, where it means unset
+ *    (also SANDPOOL_CGROUP_PARENT=);
+ *  - comments: lines starting with '#' or ';', and " # ..." / " ; ..." after
+ *    a value; leading blanks are ignored (indented keys are plain keys);
+ *  - a combination that cannot work (min_pool_size > pool_size, ...) names
+ *    the key set last: the environment over the file, a later line over an
+ *    earlier one, and says where the other key came from. */
 int sp_config_load(sp_config_set *ret, const char *path, char **envp, sp_error *err);
+/* One more value on top of a loaded set, e.g. from the command line
+ * (source SP_SOURCE_CMDLINE, where "--set"). key is "key" or
+ * "section.key". The value and the combinations are checked as for the
+ * file; on failure the set may hold the refused value and must not be
+ * used any more, only freed. */
+int sp_config_set_value(sp_config_set *s, const char *key, const char *value, sp_config_source source,
+                        const char *where, sp_error *err);
 void sp_config_set_done(sp_config_set *s);
-/* Print every key as INI, each with a comment saying where it came from. */
+/* Print every key as INI, each with a comment saying where it came from.
+ * Sizes and durations in the input syntax (256M, 5min): the output loads
+ * back to the same configuration. */
 void sp_config_print(const sp_config_set *s, FILE *f);
-/* The documented example file (systemd/sandpool.conf): every key commented
- * out with its default, its variable and one line of explanation. */
-void sp_config_print_example(FILE *f);
 /* Same, as a JSON-ready list of (section, key, value-as-text, source, where). */
 typedef void (*sp_config_visit_fn)(const char *section, const char *key, const char *value,
                                    sp_config_source source, const char *where, void *userdata);
 void sp_config_visit(const sp_config_set *s, sp_config_visit_fn fn, void *userdata);
+/* The documented example file (systemd/sandpool.conf): every key commented
+ * out with its default, its variable and one line of explanation. For
+ * `sandpoold --print-config --defaults`. */
+void sp_config_print_example(FILE *f);
 
-/* Parsers shared with the API and the one-shot CLI. 0 or -EINVAL/-ERANGE. */
+/* Parsers shared with the API and the one-shot CLI. 0 or -EINVAL/-ERANGE;
+ * *ret untouched on failure. Whole numbers only ("1.5G" is -EINVAL: use
+ * 1536M), no sign, no blanks; sizes and durations above 2^53-1 are -ERANGE
+ * (JSON clients read numbers as doubles). Sizes: binary K/M/G, either case.
+ * Durations: ms, s, min, h, lower case ("5m" is refused: minutes or ms?). */
 int sp_parse_size(const char *s, uint64_t *ret);        /* "256M", "1G", "4096", "512K" */
 int sp_parse_duration_ms(const char *s, uint64_t *ret); /* "30s", "5min", "1h", "250ms", "15" (s) */
-int sp_parse_bool(const char *s, bool *ret);            /* true/false/yes/no/on/off/1/0 */
+int sp_parse_bool(const char *s, bool *ret);            /* true/false/yes/no/on/off/1/0, any case */
 const char *sp_config_source_to_string(sp_config_source s);
