@@ -375,14 +375,22 @@ static int on_stdin_writable(sd_event_source *src, int fd, uint32_t revents, voi
 
 static json_t *job_result_json(exec_job *j) {
         bool signaled = j->exit.signal > 0;
+        /* the stream's exit event says its type first, like the others */
+        json_t *res = j->stream ? json_pack("{s:s}", "type", "exit") : json_object();
 
-        return json_pack("{s:o,s:o,s:I,s:b,s:b,s:b}",
+        if (!res)
+                return NULL;
+        if (json_object_update_new(res, json_pack("{s:o,s:o,s:I,s:b,s:b,s:b}",
                          "exit_code", signaled ? json_null() : json_integer(j->exit.exit_code),
                          "signal", signaled ? json_integer(j->exit.signal) : json_null(),
                          "duration_ms", (json_int_t) ((now_mono() - j->start) / USEC_PER_MSEC),
                          "timed_out", j->timed_out,
                          "oom_killed", false,
-                         "truncated", j->truncated);
+                         "truncated", j->truncated)) < 0) {
+                json_decref(res);
+                return NULL;
+        }
+        return res;
 }
 
 static bool job_oom_killed(exec_job *j) {
@@ -443,8 +451,6 @@ static void job_finish(exec_job *j) {
                                 json_object_set_new(res, "session_ended", json_true());
                 }
                 if (j->stream) {
-                        if (res)
-                                json_object_set_new(res, "type", json_string("exit"));
                         stream_push(r, res);
                         if (r->stream)
                                 r->stream->done = true;
@@ -594,13 +600,23 @@ int exec_start(session *s, exec_params *p, request *r, sp_error *err) {
         }
         for (int i = 0; i < 2; i++)
                 (void) sd_event_add_io(srv->event, &j->out[i].src, j->out[i].fd, EPOLLIN, on_output, j);
-        (void) sd_event_add_time_relative(srv->event, &j->timer, CLOCK_MONOTONIC, j->timeout_ms * USEC_PER_MSEC, 0,
+        (void) sd_event_add_time_relative(srv->event, &j->timer, CLOCK_MONOTONIC, j->timeout_ms * USEC_PER_MSEC, USEC_PER_MSEC,
                                           on_timeout, j);
         if (j->stream)
                 stream_push(r, json_pack("{s:s,s:s,s:I,s:I,s:I}", "type", "start", "session_id", s->oneshot ? "" : s->id,
                                          "command_id", (json_int_t) j->id, "timeout_ms", (json_int_t) j->timeout_ms,
                                          "max_output_bytes", (json_int_t) j->max_output));
-        log_session(LOG_INFO, s->id, "command %" PRIu64 " started: %s%s%s", j->id, p->argv[0],
-                    p->argv[1] ? " " : "", p->argv[1] ? p->argv[1] : "");
+        {
+                /* the command line, shortened: a log line, not an audit record */
+                char line[160] = "";
+                size_t n = 0;
+                for (char **a = p->argv; *a && n < sizeof(line) - 1; a++)
+                        n += snprintf(line + n, sizeof(line) - n, "%s%s", a == p->argv ? "" : " ", *a);
+                for (char *c = line; *c; c++)
+                        if ((unsigned char) *c < ' ')
+                                *c = ' ';
+                log_session(LOG_INFO, s->id, "command %" PRIu64 " started (%s): %s%s", j->id,
+                            j->stream ? "stream" : "buffered", line, n >= sizeof(line) - 1 ? "..." : "");
+        }
         return 0;
 }

@@ -346,6 +346,12 @@ static void request_free(request *r) {
         if (r->op_free)
                 r->op_free(r->op_data);
         free(r->body);
+        if (r->prev)
+                r->prev->next = r->next;
+        else
+                r->srv->requests = r->next;
+        if (r->next)
+                r->next->prev = r->prev;
         r->srv->n_requests_live--;
         free(r);
 }
@@ -481,6 +487,10 @@ enum MHD_Result http_access_handler(void *cls, struct MHD_Connection *conn, cons
                 ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
                 r->cl = ci ? ci->socket_context : NULL;
                 srv->n_requests_live++;
+                r->next = srv->requests;
+                if (srv->requests)
+                        srv->requests->prev = r;
+                srv->requests = r;
                 srv->metrics.requests_total++;
                 *con_cls = r;
                 if (r->cl)

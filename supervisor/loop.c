@@ -147,11 +147,17 @@ static void server_run_mhd(server *srv) {
 }
 
 void server_kick(server *srv) {
-        if (!srv->mhd_timer)
-                return;
-        /* Time 1 is in the past: the timer fires on the next iteration. */
-        (void) sd_event_source_set_time(srv->mhd_timer, 1);
-        (void) sd_event_source_set_enabled(srv->mhd_timer, SD_EVENT_ONESHOT);
+        /* A defer source runs on the next iteration, before waiting. (A
+         * timer "in the past" would do too, but sd-event coalesces timers
+         * with a default accuracy of 250 ms: every resumed request would
+         * wait for it.) */
+        if (srv->mhd_kick)
+                (void) sd_event_source_set_enabled(srv->mhd_kick, SD_EVENT_ONESHOT);
+}
+
+static int on_mhd_kick(sd_event_source *s, void *userdata) {
+        server_run_mhd(userdata);
+        return 0;
 }
 
 static int on_mhd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -205,6 +211,12 @@ int server_start_http(server *srv) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add the HTTP timer");
         (void) sd_event_source_set_description(srv->mhd_timer, "mhd-timer");
+        /* MHD's timeouts are in ms; sd-event's default slack is 250 ms. */
+        (void) sd_event_source_set_time_accuracy(srv->mhd_timer, 1);
+        r = sd_event_add_defer(srv->event, &srv->mhd_kick, on_mhd_kick, srv);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the HTTP kick source");
+        (void) sd_event_source_set_enabled(srv->mhd_kick, SD_EVENT_OFF);
         server_kick(srv);
         return 0;
 }
@@ -212,8 +224,18 @@ int server_start_http(server *srv) {
 void server_stop_http(server *srv) {
         if (!srv->mhd)
                 return;
+        /* MHD_stop_daemon() must not find a suspended connection: resume
+         * them all, as abandoned, so that each is closed and completed. */
+        for (request *r = srv->requests; r; r = r->next)
+                if (r->suspended) {
+                        r->aborted = true;
+                        if (r->stream)
+                                r->stream->error = true;
+                        request_resume(r);
+                }
         srv->mhd_io = sd_event_source_disable_unref(srv->mhd_io);
         srv->mhd_timer = sd_event_source_disable_unref(srv->mhd_timer);
+        srv->mhd_kick = sd_event_source_disable_unref(srv->mhd_kick);
         /* MHD_stop_daemon() closes the listen socket we gave it. */
         MHD_stop_daemon(srv->mhd);
         srv->mhd = NULL;
@@ -253,6 +275,6 @@ void server_begin_shutdown(server *srv, const char *why) {
         session_destroy_all(srv, "shutdown");
         log_info("All sandboxes destroyed in %.1f ms", (now_mono() - t) / 1000.0);
         server_kick(srv);
-        (void) sd_event_add_time(srv->event, &srv->drain_timer, CLOCK_MONOTONIC, now_mono(), 0,
+        (void) sd_event_add_time(srv->event, &srv->drain_timer, CLOCK_MONOTONIC, now_mono(), USEC_PER_MSEC,
                                  on_drain_timer, srv);
 }

@@ -68,8 +68,10 @@ struct server {
         struct MHD_Daemon *mhd;
         sd_event_source *mhd_io;
         sd_event_source *mhd_timer;
+        sd_event_source *mhd_kick; /* defer: run MHD on the next iteration */
         unsigned n_clients;
         unsigned n_requests_live;
+        request *requests;         /* every live request, linked */
 
         /* sessions */
         session *sessions;         /* every session, linked */
@@ -130,6 +132,7 @@ typedef struct file_put file_put;
 
 struct request {
         server *srv;
+        request *prev, *next;
         client *cl;
         struct MHD_Connection *conn;
         const char *method;

@@ -109,7 +109,10 @@ static int session_take_sandbox(server *srv, const sp_limits *limits, session *s
         spec.limits = *limits;
         spec.cgroups = srv->cgroups;
         spec.seccomp = srv->seccomp;
+        usec_t t0 = now_mono();
         r = sp_sandbox_start(&spec, &s->sb, err);
+        /* The parent's half of the setup runs on the loop: watch its cost. */
+        log_full(LOG_DEBUG, s->id, "sp_sandbox_start() took %.2f ms", (now_mono() - t0) / 1000.0);
         if (r < 0) {
                 sp_idslot_release(&s->slot);
                 srv->metrics.sandbox_failures++;
@@ -300,7 +303,7 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         if (r >= 0)
                 r = sd_event_add_io(srv->event, &s->pidfd_src, sp_sandbox_pidfd(s->sb), EPOLLIN, on_sandbox_pidfd, s);
         if (r >= 0)
-                r = sd_event_add_time(srv->event, &s->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_session_timer, s);
+                r = sd_event_add_time(srv->event, &s->timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC, on_session_timer, s);
         if (r < 0) {
                 s->ready_cb = NULL;
                 session_destroy(s, "setup failed");
@@ -356,7 +359,9 @@ void session_destroy(session *s, const char *reason) {
                 s->ready_cb = NULL;
                 cb(s, -ECANCELED, reason, s->ready_userdata);
         }
+        usec_t t1 = now_mono();
         r = sp_sandbox_destroy(s->sb);
+        log_full(LOG_DEBUG, s->id, "sp_sandbox_destroy() took %.2f ms", (now_mono() - t1) / 1000.0);
         if (r < 0)
                 log_session(LOG_WARNING, s->id, "destroying sandbox %s: %s", s->name, strerror(-r));
         s->sb = NULL;

@@ -120,6 +120,11 @@ class Daemon:
     def fd_count(self):
         return len(os.listdir("/proc/%d/fd" % self.pid))
 
+    def sanitized(self):
+        """Built with ASan: its quarantine makes RSS meaningless as a leak check."""
+        with open("/proc/%d/maps" % self.pid) as f:
+            return "libasan" in f.read()
+
     def rss_kib(self):
         with open("/proc/%d/status" % self.pid) as f:
             for line in f:
@@ -139,10 +144,12 @@ class Daemon:
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
 
-    def as_nobody(self, method, path, body=None):
-        """The same request from uid/gid 65534 with no groups."""
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
-               os.path.join(HERE, "apiclient.py"), self.socket, method, path]
+    def as_nobody(self, method, path, body=None, groups=None):
+        """The same request from uid/gid 65534, with no supplementary
+        groups or the given ones."""
+        grp = ["--groups=" + ",".join(str(g) for g in groups)] if groups else ["--clear-groups"]
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534"] + grp + [
+               sys.executable, os.path.join(HERE, "apiclient.py"), self.socket, method, path]
         if body is not None:
             cmd.append(body if isinstance(body, str) else json.dumps(body))
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60)

@@ -524,3 +524,48 @@ def test_nobody_owns_its_session_and_root_sees_it(daemon):
     assert nsid in [s["id"] for s in daemon.get("/v1/sessions").json["sessions"]]
     assert daemon.delete("/v1/sessions/" + nsid).status == 204
     assert daemon.as_nobody("GET", "/v1/sessions/" + nsid)["status"] == 404
+
+
+# --- resources ----------------------------------------------------------------
+
+def test_oom_kill_is_reported_and_session_survives(daemon):
+    if daemon.sanitized():
+        pytest.skip("PID 1 is a fork of the ASan-built daemon, so the OOM killer picks it first")
+    s = daemon.session({"memory_mb": 16})
+    r = ok_exec(daemon, s, {"shell": "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}"})
+    assert r["oom_killed"] is True and r["signal"] == 9, r
+    assert ok_exec(daemon, s, {"argv": ["echo", "alive"]})["stdout"] == "alive\n"
+    assert daemon.get("/v1/sessions/" + s).json["usage"]["oom_kills"] >= 1
+    daemon.delete("/v1/sessions/" + s)
+
+
+def test_slow_stream_reader_does_not_grow_the_daemon(daemon, sid):
+    """A client that reads a stream slowly: the command waits on its pipe,
+    the daemon does not buffer."""
+    rss0 = daemon.rss_kib()
+    s = socket.socket(socket.AF_UNIX)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(daemon.socket)
+    body = json.dumps({"shell": "head -c 900000 /dev/zero | tr '\\0' z", "stream": True})
+    s.sendall(("POST /v1/sessions/%s/exec HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+               % (sid, len(body), body)).encode())
+    time.sleep(1.0)  # read nothing for a while
+    if not daemon.sanitized():
+        assert daemon.rss_kib() < rss0 + 4096
+    data = b""
+    s.settimeout(10)
+    while not data.endswith(b"0\r\n\r\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert data.count(b"z") == 900000
+    assert b'"type":"exit"' in data
+
+
+def test_stream_keeps_utf8_split_across_reads(daemon, sid):
+    r = daemon.exec(sid, {"shell": "printf '\\342\\202'; sleep 0.2; printf '\\254 ok'", "stream": True})
+    events = [json.loads(l) for l in r.data.splitlines()]
+    out = "".join(e["data"] for e in events if e["type"] == "stdout")
+    assert out == "\u20ac ok"
