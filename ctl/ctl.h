@@ -84,6 +84,12 @@ void print_json(json_t *j);
  * code after reporting. */
 int sessions_fetch(ctl *c, json_t **ret);
 
+/* From a Prometheus text page: the pool's and sessions' unlabeled samples
+ * into counters (name without "sandpool_" -> integer), and each histogram
+ * (*_bucket{le}, *_count, *_sum; seconds turned into ms) into latencies as
+ * {count, mean_ms, p50_ms, p90_ms, p99_ms, max_ms, bucketed: true}. */
+void metrics_parse(const char *text, json_t *counters, json_t *latencies);
+
 /* Subcommand entry points: argv[0] is the subcommand's name; they return
  * the process exit code. */
 typedef int (*command_fn)(ctl *c, int argc, char **argv);

@@ -279,6 +279,38 @@ static void test_table(void **state) {
                                  "a          1\n");
 }
 
+static void test_metrics_histograms(void **state) {
+        static const char page[] =
+                "# HELP sandpool_sessions_created_total Sessions created.\n"
+                "# TYPE sandpool_sessions_created_total counter\n"
+                "sandpool_sessions_created_total 42\n"
+                "sandpool_http_requests_total 7\n"
+                "sandpool_http_responses_total{class=\"2xx\"} 7\n"
+                "sandpool_pool_create_seconds_bucket{le=\"0.001\"} 10\n"
+                "sandpool_pool_create_seconds_bucket{le=\"0.005\"} 95\n"
+                "sandpool_pool_create_seconds_bucket{le=\"0.05\"} 100\n"
+                "sandpool_pool_create_seconds_bucket{le=\"+Inf\"} 100\n"
+                "sandpool_pool_create_seconds_sum 0.25\n"
+                "sandpool_pool_create_seconds_count 100\n";
+        json_auto_t *counters = json_object(), *lat = json_object();
+        json_t *h;
+
+        metrics_parse(page, counters, lat);
+        assert_int_equal(json_integer_value(json_object_get(counters, "sessions_created_total")), 42);
+        assert_null(json_object_get(counters, "http_requests_total")); /* not about the pool */
+        assert_int_equal(json_object_size(lat), 1);
+        h = json_object_get(lat, "pool_create_seconds");
+        assert_non_null(h);
+        assert_int_equal(json_integer_value(json_object_get(h, "count")), 100);
+        assert_true(json_real_value(json_object_get(h, "mean_ms")) > 2.49 &&
+                    json_real_value(json_object_get(h, "mean_ms")) < 2.51);
+        assert_true(json_real_value(json_object_get(h, "p50_ms")) > 4.99 &&
+                    json_real_value(json_object_get(h, "p50_ms")) < 5.01);
+        assert_true(json_real_value(json_object_get(h, "p99_ms")) > 49.9 &&
+                    json_real_value(json_object_get(h, "p99_ms")) < 50.1);
+        assert_true(json_is_true(json_object_get(h, "bucketed")));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_content_length_byte_by_byte),
@@ -290,6 +322,7 @@ int main(void) {
                 cmocka_unit_test(test_query_escape),
                 cmocka_unit_test(test_units),
                 cmocka_unit_test(test_table),
+                cmocka_unit_test(test_metrics_histograms),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
