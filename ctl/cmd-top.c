@@ -263,7 +263,7 @@ static void add_session_row(table *tb, json_t *s, double pct, int64_t now_real) 
                 table_addf(tb, "%.1f", pct);
         table_add(tb, mem < 0 ? "-" : format_bytes((uint64_t) mem, buf, sizeof(buf)));
         if (mem >= 0 && lim > 0)
-                table_addf(tb, "%.0f", (double) mem * 100.0 / (double) ((uint64_t) lim << 20));
+                table_addf(tb, "%.1f", (double) mem * 100.0 / (double) ((uint64_t) lim << 20));
         else
                 table_add(tb, "-");
         table_addf(tb, "%lld", (long long) json_int_or(u, "pids_current", -1));
