@@ -316,3 +316,23 @@ void usage_error(const char *cmd, const char *fmt, ...) {
         va_end(ap);
         fprintf(stderr, "\nTry 'sandpoolctl %s --help'.\n", cmd);
 }
+
+ssize_t base64_decode(char *s, size_t len) {
+        static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        uint32_t acc = 0;
+        size_t out = 0;
+        int bits = 0;
+
+        for (size_t i = 0; i < len && s[i] != '='; i++) {
+                const char *p = s[i] ? strchr(alphabet, s[i]) : NULL;
+                if (!p)
+                        return -EINVAL;
+                acc = (acc << 6) | (uint32_t) (p - alphabet);
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        s[out++] = (char) ((acc >> bits) & 0xff);
+                }
+        }
+        return (ssize_t) out;
+}

@@ -221,22 +221,38 @@ static int exit_status(json_t *ev) {
         return EXIT_EXEC_CTL;
 }
 
+/* Output bytes of an event: "data" (text, invalid UTF-8 already replaced
+ * by the daemon), or "data_b64" (exact bytes, for a daemon that sends
+ * binary output that way). */
+static int write_output(int fd, json_t *ev) {
+        json_t *data = json_object_get(ev, "data"), *b64 = json_object_get(ev, "data_b64");
+
+        if (json_is_string(b64)) {
+                _cleanup_free_ char *raw = strndup(json_string_value(b64), json_string_length(b64));
+                ssize_t n = raw ? base64_decode(raw, strlen(raw)) : -ENOMEM;
+                if (n < 0) {
+                        fprintf(stderr, "sandpoolctl: the daemon sent malformed base64 output\n");
+                        return (int) n;
+                }
+                return write_all(fd, raw, (size_t) n);
+        }
+        if (json_is_string(data))
+                return write_all(fd, json_string_value(data), json_string_length(data));
+        return 0;
+}
+
 /* One NDJSON event: output goes out at once, exit sets *ret_status. */
 static int handle_event(const char *line, size_t len, int *ret_status) {
         json_auto_t *ev = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
         const char *type = json_str_or(ev, "type", NULL);
-        json_t *data;
 
         if (!type) {
                 fprintf(stderr, "sandpoolctl: the daemon sent a malformed stream event\n");
                 return -EPROTO;
         }
-        if (streq(type, "stdout") || streq(type, "stderr")) {
-                data = json_object_get(ev, "data");
-                if (json_is_string(data))
-                        return write_all(streq(type, "stdout") ? STDOUT_FILENO : STDERR_FILENO,
-                                         json_string_value(data), json_string_length(data));
-        } else if (streq(type, "exit"))
+        if (streq(type, "stdout") || streq(type, "stderr"))
+                return write_output(streq(type, "stdout") ? STDOUT_FILENO : STDERR_FILENO, ev);
+        else if (streq(type, "exit"))
                 *ret_status = exit_status(ev);
         else if (streq(type, "error")) {
                 fprintf(stderr, "sandpoolctl: %s\n", json_str_or(ev, "message", "the command failed"));

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "http.h"
 #include "macro.h"
@@ -109,6 +110,10 @@ bool session_id_valid(const char *id);
 
 /* Parse "30s", "250ms", "5min", "1h", "15" (seconds) into milliseconds. */
 int parse_duration_ms(const char *s, uint64_t *ret);
+
+/* Decode standard base64 in place (stops at '='): the decoded length,
+ * or -EINVAL on a character outside the alphabet. */
+ssize_t base64_decode(char *s, size_t len);
 
 /* Shared by the options parsers: did argv ask for --help? */
 void usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);

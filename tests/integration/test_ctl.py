@@ -232,6 +232,16 @@ def test_exec_stdin_env_cwd(daemon, sid):
             p.kill()
 
 
+def test_exec_output_cap_is_reported(daemon, sid):
+    limit = ctl_json(daemon.socket, "status")["limits"]["max_output"]
+    r = subprocess.run([CTL, "exec", "-s", sid, "--shell", "head -c %d /dev/zero | tr '\\0' a" % (3 * limit)],
+                       capture_output=True, env=dict(os.environ, SANDPOOL_SOCKET=daemon.socket), timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0
+    assert len(r.stdout) == limit and set(r.stdout) == {ord("a")}
+    assert b"truncated" in r.stderr
+
+
 def test_exec_binary_stdin_is_refused_clearly(daemon, sid):
     r = subprocess.run([CTL, "exec", "-s", sid, "cat"], input=b"\x00\xff", capture_output=True,
                        env=dict(os.environ, SANDPOOL_SOCKET=daemon.socket), timeout=30)

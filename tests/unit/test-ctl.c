@@ -251,6 +251,17 @@ static void test_units(void **state) {
         assert_false(session_id_valid("abc?x=1"));
 }
 
+static void test_base64(void **state) {
+        char a[] = "aGVsbG8gd29ybGQ=", b[] = "AP8=", c[] = "", d[] = "a$==";
+
+        assert_int_equal(base64_decode(a, strlen(a)), 11);
+        assert_memory_equal(a, "hello world", 11);
+        assert_int_equal(base64_decode(b, strlen(b)), 2);
+        assert_memory_equal(b, "\x00\xff", 2);
+        assert_int_equal(base64_decode(c, 0), 0);
+        assert_int_equal(base64_decode(d, strlen(d)), -EINVAL);
+}
+
 static void test_table(void **state) {
         static const char *const headers[] = { "NAME", ">SIZE" };
         _cleanup_table_ table *t = table_new(headers, 2);
@@ -321,6 +332,7 @@ int main(void) {
                 cmocka_unit_test(test_request_head),
                 cmocka_unit_test(test_query_escape),
                 cmocka_unit_test(test_units),
+                cmocka_unit_test(test_base64),
                 cmocka_unit_test(test_table),
                 cmocka_unit_test(test_metrics_histograms),
         };
