@@ -215,7 +215,7 @@ static void print_header(top *t, FILE *f, double cpu_total, uint64_t mem_total, 
         localtime_r(&now, &tm);
         strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
         snprintf(line, sizeof(line), "sandpoold %s  %s  cgroup %s  %lld sessions  %s",
-                 json_str_or(h, "version", "?"), json_str_or(h, "status", "unreachable"),
+                 json_str_or(h, "version", "?"), t->error[0] ? "NO ANSWER (figures below are old)" : json_str_or(h, "status", "?"),
                  json_str_or(json_object_get(h, "cgroup"), "mode", "?"), (long long) json_int_or(h, "active_sessions", 0),
                  clock);
         line[MIN(sizeof(line) - 1, t->cols)] = 0;
@@ -314,15 +314,17 @@ static void render(top *t) {
         fclose(bf);
         /* the table gets the rows left between the header (4) and the footer */
         {
+                /* never a newline on the last row: the screen would scroll */
                 unsigned room = t->once ? UINT32_MAX : (t->rows > 6 ? t->rows - 5 : 1), used = 0;
-                for (char *line = body, *end; line && *line && used < room; line = end ? end + 1 : NULL, used++) {
+                unsigned shown = !t->once && n + 1 > room ? room - 1 : room;
+                for (char *line = body, *end; line && *line && used < shown; line = end ? end + 1 : NULL, used++) {
                         end = strchr(line, '\n');
                         fprintf(f, "%.*s%s", end ? (int) (end - line) : (int) strlen(line), line, eol(t));
                 }
                 if (n == 0)
                         fprintf(f, "no sessions%s", eol(t));
                 if (!t->once && n + 1 > room)
-                        fprintf(f, "... %zu more%s", n + 1 - room, eol(t));
+                        fprintf(f, "... %zu more%s", n + 1 - shown, eol(t));
         }
         if (!t->once) {
                 char footer[256];

@@ -458,6 +458,26 @@ def test_top_in_a_terminal(daemon, sid, tmp_path):
         t.kill()
 
 
+def test_top_fits_a_small_terminal(daemon):
+    if not shutil.which("tmux"):
+        print("SKIP: tmux is missing (apt-get install tmux)", file=sys.stderr)
+        pytest.skip("tmux is missing")
+    made = [daemon.session() for _ in range(8)]
+    cmd = "SANDPOOL_SOCKET=%s %s top; sleep 60" % (daemon.socket, CTL)
+    t = Tmux("sandpoolctl-small-%d" % os.getpid(), cmd, width=60, height=10)
+    try:
+        text = t.wait_for(lambda x: "more" in x)
+        lines = text.splitlines()
+        # nothing scrolled away: the title on the first row, keys on the last
+        assert lines[0].startswith("sandpoold "), text
+        assert "q quit" in lines[9], text
+        assert all(len(l) <= 60 for l in lines)
+    finally:
+        t.kill()
+        for s in made:
+            daemon.delete("/v1/sessions/%s" % s)
+
+
 def test_top_once_and_json(daemon, sid):
     r = ctl(daemon.socket, "top", "--once")
     assert r.returncode == 0, r.stderr
