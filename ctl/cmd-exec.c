@@ -44,17 +44,28 @@ typedef struct exec_opts {
         json_t *env;
 } exec_opts;
 
-static int parse_opts(int argc, char **argv, exec_opts *o) {
+/* exec's own options, and the global --socket/--json: sandpoolctl.c
+ * leaves everything after "exec" alone, since the command's arguments may
+ * look like them. */
+static int parse_opts(ctl *c, int argc, char **argv, exec_opts *o) {
+        enum { ARG_SOCKET = 0x100, ARG_JSON };
         static const struct option opts[] = {
                 { "session", required_argument, NULL, 's' }, { "timeout", required_argument, NULL, 't' },
                 { "env", required_argument, NULL, 'e' },     { "cwd", required_argument, NULL, 'w' },
                 { "shell", required_argument, NULL, 'c' },   { "no-stdin", no_argument, NULL, 'n' },
+                { "socket", required_argument, NULL, ARG_SOCKET }, { "json", no_argument, NULL, ARG_JSON },
                 { "help", no_argument, NULL, 'h' },          {},
         };
         int k;
 
         while ((k = getopt_long(argc, argv, "+s:t:e:w:c:nh", opts, NULL)) >= 0)
                 switch (k) {
+                case ARG_SOCKET:
+                        c->socket = optarg;
+                        c->socket_origin = "from --socket";
+                        break;
+                case ARG_JSON:
+                        break; /* exec's output is the command's own */
                 case 's':
                         if (!session_id_valid(optarg)) {
                                 usage_error("exec", "'%s' is not a session id", optarg);
@@ -360,7 +371,7 @@ int cmd_exec(ctl *c, int argc, char **argv) {
         char target[128];
         int r;
 
-        r = parse_opts(argc, argv, &o);
+        r = parse_opts(c, argc, argv, &o);
         if (r <= 0)
                 return r < 0 ? EXIT_EXEC_CTL : EXIT_OK; /* the command owns every other status */
         r = build_body(&o, argv + optind, &body);

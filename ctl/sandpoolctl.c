@@ -49,8 +49,11 @@ static void help(FILE *f) {
 }
 
 /* Take --socket and --json out of argv wherever they are before a "--",
- * so that every subcommand accepts them without repeating them. */
+ * so that every subcommand accepts them without repeating them. Not after
+ * "exec": there they may be the sandboxed command's own arguments
+ * ("exec tool --json"), and exec parses its options itself. */
 static int strip_global_options(ctl *c, int *argc, char **argv) {
+        bool seen_command = false;
         int out = 1;
 
         for (int i = 1; i < *argc; i++) {
@@ -68,12 +71,19 @@ static int strip_global_options(ctl *c, int *argc, char **argv) {
                                 return -EINVAL;
                         }
                         c->socket = argv[++i];
-                        c->socket_origin = "--socket";
+                        c->socket_origin = "from --socket";
                 } else if (strncmp(a, "--socket=", 9) == 0) {
                         c->socket = a + 9;
-                        c->socket_origin = "--socket";
-                } else
+                        c->socket_origin = "from --socket";
+                } else {
                         argv[out++] = argv[i];
+                        if (a[0] != '-' && !seen_command && streq(a, "exec")) {
+                                while (++i < *argc)
+                                        argv[out++] = argv[i];
+                                break;
+                        }
+                        seen_command = seen_command || a[0] != '-';
+                }
         }
         argv[out] = NULL;
         *argc = out;
@@ -92,8 +102,6 @@ int main(int argc, char **argv) {
         }
         if (strip_global_options(&c, &argc, argv) < 0)
                 return EXIT_USAGE;
-        if (streq(c.socket_origin, "--socket"))
-                c.socket_origin = "from --socket";
         if (argc < 2) {
                 help(stderr);
                 return EXIT_USAGE;

@@ -269,6 +269,13 @@ def test_interrupted_exec_kills_the_command(daemon, sid):
     assert daemon.get("/v1/sessions/%s" % sid).json["running_commands"] == 0
 
 
+def test_exec_leaves_the_commands_arguments_alone(daemon, sid, tmp_path):
+    # options that look like sandpoolctl's own belong to the command
+    r = ctl(str(tmp_path / "wrong.sock"), "exec", "--socket", daemon.socket, "-s", sid,
+            "echo", "--json", "--socket", "x", "--", "-h")
+    assert (r.returncode, r.stdout) == (0, "--json --socket x -- -h\n"), r.stderr
+
+
 def test_exec_in_a_session_shares_files(daemon, sid):
     assert ctl(daemon.socket, "exec", "-s", sid, "--shell", "echo kept > /tmp/k").returncode == 0
     r = ctl(daemon.socket, "exec", "-s", sid, "cat", "/tmp/k")
