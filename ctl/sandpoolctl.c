@@ -35,7 +35,7 @@ static void help(FILE *f) {
                 fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
         fprintf(f,
                 "\n"
-                "Options (before or after the command):\n"
+                "Options (before or after the command; for exec, before the command to run):\n"
                 "  --socket PATH  the daemon's socket (default $SANDPOOL_SOCKET, else %s)\n"
                 "  --json         machine-readable output for the read commands\n"
                 "  -h, --help     help; 'sandpoolctl COMMAND --help' for a command\n"
