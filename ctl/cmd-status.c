@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* sandpoolctl status: GET /v1/health, for people and for scripts. */
+#include <getopt.h>
+
+#include "ctl.h"
+#include "render.h"
+
+static void help(void) {
+        printf("Usage: sandpoolctl status [--json]\n"
+               "\n"
+               "The daemon's health: status, version, cgroup mode, pool figures, active\n"
+               "sessions and the limits in force.\n"
+               "\n"
+               "Exit status: 0 when the daemon answers 'ok', 4 while it shuts down, 1 for any\n"
+               "other status, 5 when it cannot be reached.\n");
+}
+
+int cmd_status(ctl *c, int argc, char **argv) {
+        static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
+        json_auto_t *h = NULL;
+        const char *status;
+        int r, o;
+
+        while ((o = getopt_long(argc, argv, "+h", opts, NULL)) >= 0)
+                switch (o) {
+                case 'h':
+                        help();
+                        return EXIT_OK;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (optind < argc) {
+                usage_error("status", "unexpected argument '%s'", argv[optind]);
+                return EXIT_USAGE;
+        }
+        r = api_get_json(c, "/v1/health", "health", false, &h);
+        if (r != 0)
+                return r;
+        status = json_str_or(h, "status", "unknown");
+        if (c->json)
+                print_json(h);
+        else {
+                json_t *cg = json_object_get(h, "cgroup");
+                printf("sandpoold %s on %s: %s\n", json_str_or(h, "version", "?"), c->socket, status);
+                printf("%-10s %s\n", "cgroup:", json_str_or(cg, "mode", "?"));
+                print_pool_line(json_object_get(h, "pool"));
+                printf("%-10s %lld active\n", "sessions:", (long long) json_int_or(h, "active_sessions", 0));
+                print_limits(json_object_get(h, "limits"), "limits:");
+        }
+        if (streq(status, "ok"))
+                return EXIT_OK;
+        return streq(status, "draining") ? EXIT_NO_CAPACITY : EXIT_FAIL;
+}
