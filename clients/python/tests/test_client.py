@@ -4,6 +4,8 @@ The test rootfs has busybox only, so commands are busybox sh."""
 
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -439,3 +441,41 @@ def test_stale_keepalive_connection_is_replaced(client, sb):
     for conn in client._idle:
         conn.sock.shutdown(socket.SHUT_RDWR)
     assert sb.run("echo fresh").stdout == "fresh\n"
+
+
+# -- the examples, run as a developer would
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def run_example(daemon, name):
+    env = dict(os.environ, SANDPOOL_SOCKET=daemon.socket, PYTHONPATH=os.path.dirname(EXAMPLES))
+    p = subprocess.run([sys.executable, os.path.join(EXAMPLES, name)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def test_example_stream_lines(daemon):
+    out = run_example(daemon, "stream_lines.py").splitlines()
+    lines = [l for l in out if ": line " in l]
+    assert [l.split(": ")[1] for l in lines] == ["line %d" % i for i in range(1, 6)]
+    # Printed as they came: about 0.2 s apart, not all at the end.
+    times = [float(l.split("s ")[0]) for l in lines]
+    assert times[-1] - times[0] >= 0.6
+    assert "stderr: done" in "\n".join(out) and "exit code 0" in out
+    assert "again: 0 5 lines" in out
+
+
+@pytest.mark.parametrize("name,expect", [
+    ("run_python_snippet.py", ["hello from CPython", "285"]),
+    ("write_run_read.py", ["processed 8 numbers", "{'sum': 31, 'max': 9}", "output.json"]),
+])
+def test_python_examples(daemon, client, name, expect):
+    if not client.run("command -v python3").ok:
+        pytest.skip("the rootfs has no python3 (the busybox test image): "
+                    "set SANDPOOL_TEST_ROOTFS to the full image to run %s" % name)
+    out = run_example(daemon, name)
+    for e in expect:
+        assert e in out

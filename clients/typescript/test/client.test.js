@@ -4,6 +4,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -440,4 +441,40 @@ describe('socket timeouts and connection errors', () => {
     await assert.rejects(Sandbox.create({ socketPath: '/nonexistent/sandpool.sock' }), sp.SandpoolConnectionError);
     c.close();
   });
+});
+
+describe('examples, run as a developer would', () => {
+  const dir = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'examples');
+  const runExample = (name) => {
+    const p = spawnSync(process.execPath, [path.join(dir, name)],
+      { env: { ...process.env, SANDPOOL_SOCKET: daemon.socket }, encoding: 'utf8', timeout: 60000 });
+    assert.equal(p.status, 0, p.stderr);
+    return p.stdout;
+  };
+
+  test('stream-lines.js', () => {
+    const out = runExample('stream-lines.js').split('\n');
+    const lines = out.filter((l) => l.includes(': line '));
+    assert.deepEqual(lines.map((l) => l.split(': ')[1]), [1, 2, 3, 4, 5].map((i) => `line ${i}`));
+    // Printed as they came, about 0.2 s apart.
+    const times = lines.map((l) => parseFloat(l));
+    assert.ok(times.at(-1) - times[0] >= 0.6, String(times));
+    assert.ok(out.includes('exit code 0'));
+    assert.ok(out.some((l) => l.endsWith('stderr: done')));
+    assert.ok(out.includes('again: 0 5 lines'));
+  });
+
+  for (const [name, expect] of [
+    ['run-python-snippet.js', ['hello from CPython', '285']],
+    ['write-run-read.js', ['processed 8 numbers', "{ sum: 31, max: 9 }", 'output.json']],
+  ]) {
+    test(name, async (t) => {
+      if (!(await client.run('command -v python3')).ok) {
+        t.skip(`the rootfs has no python3 (the busybox test image): set SANDPOOL_TEST_ROOTFS to the full image to run ${name}`);
+        return;
+      }
+      const out = runExample(name);
+      for (const e of expect) assert.ok(out.includes(e), out);
+    });
+  }
 });
