@@ -32,7 +32,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional,
-                    Sequence, Union)
+                    Sequence, Tuple, Union)
 
 __all__ = [
     "Client", "Sandbox", "run", "CommandResult", "Event", "CommandStream",
@@ -393,7 +393,7 @@ class Client:
 
     # -- transport
 
-    def _acquire(self) -> tuple:
+    def _acquire(self) -> Tuple[_UnixConnection, bool]:
         with self._lock:
             while self._idle:
                 conn = self._idle.pop()
@@ -493,7 +493,10 @@ class Client:
 
     def health(self) -> Dict[str, Any]:
         """GET /v1/health: status, version, cgroup mode, pool figures, limits."""
-        return self._call("GET", "/v1/health")
+        d = self._call("GET", "/v1/health")
+        if not isinstance(d, dict):
+            raise ProtocolError("health answered no JSON object")
+        return d
 
     def metrics(self) -> str:
         """GET /metrics: the Prometheus text."""
