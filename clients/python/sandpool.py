@@ -29,10 +29,11 @@ import os
 import select
 import socket
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional,
-                    Sequence, Tuple, Union)
+                    Sequence, Tuple, TypeVar, Union)
 
 __all__ = [
     "Client", "Sandbox", "run", "CommandResult", "Event", "CommandStream",
@@ -51,6 +52,7 @@ DEFAULT_TIMEOUT = 30.0
 
 Command = Union[str, Sequence[str]]
 OutputCallback = Callable[[str], None]
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------
@@ -515,14 +517,24 @@ class Client:
     def create_session(self, *, env: Optional[Mapping[str, str]] = None,
                        timeout_s: Optional[int] = None, idle_timeout_s: Optional[int] = None,
                        memory_mb: Optional[int] = None, cpu_pct: Optional[int] = None,
-                       labels: Optional[Mapping[str, str]] = None) -> SessionInfo:
-        """POST /v1/sessions. Each value is capped by the daemon's config."""
+                       labels: Optional[Mapping[str, str]] = None,
+                       capacity_wait: float = 0.0) -> SessionInfo:
+        """POST /v1/sessions. Each value is capped by the daemon's config.
+        capacity_wait: seconds to keep retrying while the daemon answers
+        429 (no capacity), each time after its Retry-After."""
         body = {k: v for k, v in (("env", dict(env) if env is not None else None),
                                   ("timeout_s", timeout_s), ("idle_timeout_s", idle_timeout_s),
                                   ("memory_mb", memory_mb), ("cpu_pct", cpu_pct),
                                   ("labels", dict(labels) if labels is not None else None))
                 if v is not None}
-        return SessionInfo.from_json(self._call("POST", "/v1/sessions", body or None))
+
+        def create() -> SessionInfo:
+            d = self._call("POST", "/v1/sessions", body or None)
+            if not isinstance(d, dict):
+                raise ProtocolError("POST /v1/sessions answered no JSON object")
+            return SessionInfo.from_json(d)
+
+        return self._retry_capacity(capacity_wait, create)
 
     def sessions(self) -> List[SessionInfo]:
         """GET /v1/sessions: the caller's sessions (all of them for an admin)."""
@@ -584,14 +596,27 @@ class Client:
         r = self.request("POST", path, _json_body(body), timeout=st)
         return CommandStream(r)
 
-    def run(self, cmd: Command, **kwargs: Any) -> CommandResult:
+    def run(self, cmd: Command, *, capacity_wait: float = 0.0, **kwargs: Any) -> CommandResult:
         """POST /v1/run: one command in a fresh sandbox, destroyed afterwards.
-        Takes the same arguments as Sandbox.run."""
-        return self._exec("/v1/run", cmd, **kwargs)
+        Takes the same arguments as Sandbox.run, and capacity_wait (as
+        create_session: a 429 comes before the command starts)."""
+        return self._retry_capacity(capacity_wait, lambda: self._exec("/v1/run", cmd, **kwargs))
 
-    def stream(self, cmd: Command, **kwargs: Any) -> "CommandStream":
+    def stream(self, cmd: Command, *, capacity_wait: float = 0.0, **kwargs: Any) -> "CommandStream":
         """POST /v1/run with streaming: iterate over the events."""
-        return self._stream("/v1/run", cmd, **kwargs)
+        return self._retry_capacity(capacity_wait, lambda: self._stream("/v1/run", cmd, **kwargs))
+
+    @staticmethod
+    def _retry_capacity(wait: float, call: Callable[[], T]) -> T:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return call()
+            except NoCapacityError as e:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                time.sleep(min(left, e.retry_after if e.retry_after is not None else 1.0))
 
 
 def _spath(session_id: str, suffix: str = "") -> str:
@@ -688,7 +713,7 @@ class Sandbox:
                  timeout_s: Optional[int] = None, idle_timeout_s: Optional[int] = None,
                  memory_mb: Optional[int] = None, cpu_pct: Optional[int] = None,
                  labels: Optional[Mapping[str, str]] = None,
-                 session_id: Optional[str] = None):
+                 session_id: Optional[str] = None, capacity_wait: float = 0.0):
         self._own_client = client is None
         self.client = client or Client(socket_path, timeout)
         self._closed = False
@@ -697,7 +722,8 @@ class Sandbox:
         else:
             self.info = self.client.create_session(
                 env=env, timeout_s=timeout_s, idle_timeout_s=idle_timeout_s,
-                memory_mb=memory_mb, cpu_pct=cpu_pct, labels=labels)
+                memory_mb=memory_mb, cpu_pct=cpu_pct, labels=labels,
+                capacity_wait=capacity_wait)
         self.id = self.info.id
 
     @classmethod

@@ -113,6 +113,9 @@ export interface SessionOptions {
   cpuPct?: number;
   labels?: Record<string, string>;
   signal?: AbortSignal;
+  /** Keep retrying while the daemon answers 429 (no capacity), each time
+   *  after its Retry-After, for up to this long. Default 0. */
+  capacityWaitMs?: number;
 }
 
 export interface SessionUsage {
@@ -183,8 +186,8 @@ export declare class Client {
   endSession(id: string): Promise<void>;
   createSandbox(opts?: SessionOptions): Promise<Sandbox>;
   /** One shot: POST /v1/run. */
-  run(cmd: Command, opts?: RunOptions): Promise<CommandResult>;
-  stream(cmd: Command, opts?: StreamOptions): CommandStream;
+  run(cmd: Command, opts?: RunOptions & { capacityWaitMs?: number }): Promise<CommandResult>;
+  stream(cmd: Command, opts?: StreamOptions & { capacityWaitMs?: number }): CommandStream;
 }
 
 export interface SandboxOptions extends SessionOptions {
@@ -220,6 +223,7 @@ export declare class Sandbox implements AsyncDisposable {
 
 export interface OneShotOptions extends RunOptions {
   socketPath?: string;
+  capacityWaitMs?: number;
   clientTimeoutMs?: number;
 }
 /** One shot: a fresh sandbox, one command, destroyed afterwards. */

@@ -272,8 +272,8 @@ export class Client {
       ['idle_timeout_s', opts.idleTimeoutS], ['memory_mb', opts.memoryMb],
       ['cpu_pct', opts.cpuPct], ['labels', opts.labels]])
       if (v !== undefined) body[k] = v;
-    return sessionInfo(await this.#call('POST', '/v1/sessions',
-      Object.keys(body).length ? body : undefined, { signal: opts.signal }));
+    return sessionInfo(await retryCapacity(opts.capacityWaitMs, () => this.#call('POST', '/v1/sessions',
+      Object.keys(body).length ? body : undefined, { signal: opts.signal })));
   }
 
   /** GET /v1/sessions: the caller's (all for an admin). */
@@ -318,16 +318,37 @@ export class Client {
     const body = JSON.stringify(commandBody(cmd, opts, true));
     // Between two events there may be no output for the whole command
     // timeout: that (plus the margin) is each read's timeout.
-    const start = async () => this.request('POST', path,
+    const send = async () => this.request('POST', path,
       { body, timeoutMs: await this.#execTimeout(opts), signal: opts.signal });
+    // A 429 comes before the command starts: safe to ask again.
+    const start = () => retryCapacity(opts.capacityWaitMs, send);
     return new CommandStream(start);
   }
 
   /** POST /v1/run: one command in a fresh sandbox, destroyed afterwards. */
-  run(cmd, opts = {}) { return this._exec('/v1/run', cmd, opts); }
+  run(cmd, opts = {}) {
+    return retryCapacity(opts.capacityWaitMs, () => this._exec('/v1/run', cmd, opts));
+  }
 
   /** POST /v1/run, streamed. */
-  stream(cmd, opts = {}) { return this._stream('/v1/run', cmd, opts); }
+  stream(cmd, opts = {}) {
+    return this._stream('/v1/run', cmd, opts);
+  }
+}
+
+/** Call fn; while it rejects with NoCapacityError (429), try again after
+ *  its Retry-After until waitMs have passed. */
+async function retryCapacity(waitMs = 0, fn) {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      const left = deadline - Date.now();
+      if (!(e instanceof NoCapacityError) || left <= 0) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(left, (e.retryAfter ?? 1) * 1000)));
+    }
+  }
 }
 
 function readAll(res, state = null) {

@@ -360,6 +360,16 @@ def test_no_capacity(make_daemon):
             with pytest.raises(sandpool.NoCapacityError):
                 c.run("true")
             assert sb.run("echo still").stdout == "still\n"
+            # capacity_wait retries after each Retry-After, up to its limit.
+            t0 = time.monotonic()
+            with pytest.raises(sandpool.NoCapacityError):
+                c.sandbox(capacity_wait=0.3)
+            assert 0.3 <= time.monotonic() - t0 < 2
+            threading.Timer(0.5, sb.close).start()
+            t0 = time.monotonic()
+            with c.sandbox(capacity_wait=10) as sb2:
+                assert sb2.run("echo waited").stdout == "waited\n"
+            assert 0.5 <= time.monotonic() - t0 < 5
         assert c.run("echo freed").stdout == "freed\n"
 
 
@@ -479,3 +489,50 @@ def test_python_examples(daemon, client, name, expect):
     out = run_example(daemon, name)
     for e in expect:
         assert e in out
+
+
+# -- ownership and session ends
+
+
+def test_other_uid_sees_not_found(daemon, sb):
+    """Another uid is told 404, exactly as for a session that does not
+    exist: the client raises NotFoundError, and lists nothing."""
+    import shutil
+    # Somewhere uid 65534 can read (pytest's tmp_path is root's alone).
+    tmp_path = tempfile.mkdtemp(prefix="sandpool-client-")
+    os.chmod(tmp_path, 0o755)
+    mod = os.path.join(tmp_path, "sandpool.py")
+    shutil.copy(sandpool.__file__, mod)
+    os.chmod(mod, 0o644)
+    code = (
+        "import sandpool, sys\n"
+        "c = sandpool.Client(sys.argv[1], timeout=10)\n"
+        "print(len(c.sessions()))\n"
+        "for call in (lambda: c.session(sys.argv[2]), lambda: sandpool.Sandbox.connect(sys.argv[2], client=c),\n"
+        "             lambda: c.end_session(sys.argv[2])):\n"
+        "    try:\n"
+        "        call()\n"
+        "        print('no error')\n"
+        "    except sandpool.NotFoundError as e:\n"
+        "        print(e.status, e.code)\n"
+        "with sandpool.Sandbox(client=c) as own:\n"
+        "    print(own.run('id -u').stdout.strip(), own.info.owner_uid)\n")
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        sys.executable, "-c", code, daemon.socket, sb.id],
+                       cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+                       capture_output=True, text=True, timeout=60)
+    shutil.rmtree(tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["0", "404 not_found", "404 not_found", "404 not_found",
+                                     "1000 65534"]
+    assert sb.run("echo mine").stdout == "mine\n"  # untouched
+
+
+def test_session_lifetime_ends_a_running_command(client):
+    with client.sandbox(timeout_s=1) as sb:
+        r = sb.run("sleep 10", timeout=8)
+        assert r.session_ended and r.signal == 9 and not r.timed_out
+        with pytest.raises(sandpool.NotFoundError):
+            sb.run("true")
+    # Leaving the with block after the session ended by itself is no error.
+    assert sb.id not in active_ids(client)

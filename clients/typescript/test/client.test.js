@@ -357,6 +357,16 @@ describe('errors', () => {
         assert.equal(e.retryAfter, 1);
         await assert.rejects(c.run('true'), sp.NoCapacityError);
         assert.equal((await sb.run('echo still')).stdout, 'still\n');
+        // capacityWaitMs retries after each Retry-After, up to its limit.
+        let t0 = Date.now();
+        await assert.rejects(c.createSandbox({ capacityWaitMs: 300 }), sp.NoCapacityError);
+        assert.ok(Date.now() - t0 >= 300 && Date.now() - t0 < 2000);
+        setTimeout(() => sb.close(), 500);
+        t0 = Date.now();
+        await Sandbox.use(async (sb2) => {
+          assert.equal((await sb2.run('echo waited')).stdout, 'waited\n');
+        }, { client: c, capacityWaitMs: 10000 });
+        assert.ok(Date.now() - t0 >= 500 && Date.now() - t0 < 5000);
       }, { client: c });
       assert.equal((await c.run('echo freed')).stdout, 'freed\n');
     } finally {
@@ -477,4 +487,48 @@ describe('examples, run as a developer would', () => {
       for (const e of expect) assert.ok(out.includes(e), out);
     });
   }
+});
+
+describe('ownership and session ends', () => {
+  test('another uid is told 404, as for no session', () => withSb(async (sb) => {
+    // Somewhere uid 65534 can read the module.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sandpool-client-'));
+    fs.chmodSync(dir, 0o755);
+    const here = path.dirname(new URL(import.meta.url).pathname);
+    for (const f of ['sandpool.js', 'package.json']) fs.copyFileSync(path.join(here, '..', f), path.join(dir, f));
+    fs.writeFileSync(path.join(dir, 'probe.js'), `
+      import * as sp from './sandpool.js';
+      const [sock, id] = process.argv.slice(2);
+      const c = new sp.Client({ socketPath: sock, timeoutMs: 10000 });
+      console.log((await c.sessions()).length);
+      for (const call of [() => c.session(id), () => sp.Sandbox.connect(id, { client: c }), () => c.endSession(id)]) {
+        try { await call(); console.log('no error'); } catch (e) { console.log(e instanceof sp.NotFoundError, e.status, e.code); }
+      }
+      await sp.Sandbox.use(async (own) => console.log((await own.run('id -u')).stdout.trim(), own.info.ownerUid), { client: c });
+      c.close();`);
+    for (const f of fs.readdirSync(dir)) fs.chmodSync(path.join(dir, f), 0o644);
+    try {
+      const p = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups',
+        process.execPath, path.join(dir, 'probe.js'), daemon.socket, sb.id], { encoding: 'utf8', timeout: 60000 });
+      assert.equal(p.status, 0, p.stderr);
+      assert.deepEqual(p.stdout.trim().split('\n'),
+        ['0', 'true 404 not_found', 'true 404 not_found', 'true 404 not_found', '1000 65534']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    assert.equal((await sb.run('echo mine')).stdout, 'mine\n');
+  }));
+
+  test('the session lifetime ends a running command', async () => {
+    let id;
+    await Sandbox.use(async (sb) => {
+      id = sb.id;
+      const r = await sb.run('sleep 10', { timeoutMs: 8000 });
+      assert.equal(r.sessionEnded, true);
+      assert.equal(r.signal, 9);
+      assert.equal(r.timedOut, false);
+      await assert.rejects(sb.run('true'), sp.NotFoundError);
+    }, { client, timeoutS: 1 });
+    assert.ok(!(await ids()).has(id));
+  });
 });
