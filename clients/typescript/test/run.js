@@ -16,5 +16,5 @@ if (why) {
   process.exit(77);
 }
 const files = fs.readdirSync(HERE).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join(HERE, f));
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--test', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
