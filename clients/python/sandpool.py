@@ -32,7 +32,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional,
+from typing import (Any, Callable, Dict, Iterator, List, Mapping, NoReturn, Optional,
                     Sequence, Tuple, TypeVar, Union)
 
 __all__ = [
@@ -343,7 +343,7 @@ class _Response:
             data = self.resp.read()
         except BaseException as e:
             self.close(reuse=False)
-            raise _wrap_os_error(e) from e
+            _reraise(e)
         self.close(reuse=not self.resp.will_close)
         return data
 
@@ -352,12 +352,21 @@ class _Response:
             return self.resp.readline()
         except BaseException as e:
             self.close(reuse=False)
-            raise _wrap_os_error(e) from e
+            _reraise(e)
 
     def close(self, reuse: bool = False) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             self._client._release(conn, reuse and self.resp.isclosed())
+
+
+def _reraise(e: BaseException) -> NoReturn:
+    """Raise the client's error for e, chained to it; anything that is not
+    an I/O error (KeyboardInterrupt, a bug) unchanged."""
+    w = _wrap_os_error(e)
+    if w is e:
+        raise e
+    raise w from e
 
 
 def _wrap_os_error(e: BaseException) -> BaseException:
@@ -449,10 +458,10 @@ class Client:
                 conn.close()
                 if reused and attempt + 1 < attempts:
                     continue
-                raise _wrap_os_error(e) from e
+                _reraise(e)
             except BaseException as e:
                 conn.close()
-                raise _wrap_os_error(e) from e
+                _reraise(e)
             r = _Response(self, conn, resp)
             if r.status >= 400:
                 raise error_from_response(r.status, r.read(), r.headers)
