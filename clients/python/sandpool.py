@@ -734,6 +734,8 @@ class Sandbox:
                 memory_mb=memory_mb, cpu_pct=cpu_pct, labels=labels,
                 capacity_wait=capacity_wait)
         self.id = self.info.id
+        self.commands = Commands(self)
+        self.files = Files(self)
 
     @classmethod
     def connect(cls, session_id: str, **kwargs: Any) -> "Sandbox":
@@ -848,6 +850,43 @@ class Sandbox:
     def remove(self, path: str) -> None:
         """Remove a file, a symlink or an empty directory."""
         self.client.request("DELETE", self._fpath(path)).read()
+
+
+class Commands:
+    """sb.commands: the command calls under the names E2B's SDK uses."""
+
+    def __init__(self, sandbox: Sandbox):
+        self._sb = sandbox
+
+    def run(self, cmd: Command, **kwargs: Any) -> CommandResult:
+        """As Sandbox.run."""
+        return self._sb.run(cmd, **kwargs)
+
+    def stream(self, cmd: Command, **kwargs: Any) -> CommandStream:
+        """As Sandbox.stream."""
+        return self._sb.stream(cmd, **kwargs)
+
+
+class Files:
+    """sb.files: the file calls under the names E2B's SDK uses."""
+
+    def __init__(self, sandbox: Sandbox):
+        self._sb = sandbox
+
+    def write(self, path: str, data: Union[bytes, bytearray, memoryview, str]) -> int:
+        return self._sb.write_file(path, data)
+
+    def read(self, path: str, encoding: str = "utf-8") -> str:
+        return self._sb.read_text(path, encoding)
+
+    def read_bytes(self, path: str) -> bytes:
+        return self._sb.read_file(path)
+
+    def list(self, path: str) -> List[DirEntry]:
+        return self._sb.list_dir(path)
+
+    def remove(self, path: str) -> None:
+        self._sb.remove(path)
 
 
 def run(cmd: Command, *, socket_path: Optional[str] = None, timeout: Optional[float] = None,

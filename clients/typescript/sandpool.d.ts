@@ -202,6 +202,19 @@ export declare class Sandbox implements AsyncDisposable {
   readonly client: Client;
   readonly id: string;
   info: SessionInfo;
+  /** The command calls under E2B's names. */
+  readonly commands: {
+    run(cmd: Command, opts?: RunOptions): Promise<CommandResult>;
+    stream(cmd: Command, opts?: StreamOptions): CommandStream;
+  };
+  /** The file calls under E2B's names. */
+  readonly files: {
+    write(path: string, data: string | Uint8Array): Promise<number>;
+    read(path: string, opts?: { format?: 'text' }): Promise<string>;
+    read(path: string, opts: { format: 'bytes' }): Promise<Buffer>;
+    list(path: string): Promise<DirEntry[]>;
+    remove(path: string): Promise<void>;
+  };
   static create(opts?: SandboxOptions): Promise<Sandbox>;
   static connect(id: string, opts?: Omit<SandboxOptions, keyof SessionOptions>): Promise<Sandbox>;
   /** Create, hand to fn, end when fn settles. */

@@ -486,6 +486,17 @@ export class Sandbox {
     this.info = info;
     this.id = info.id;
     this.#ownClient = ownClient;
+    // The same calls under the names E2B's SDK uses.
+    this.commands = {
+      run: (cmd, opts) => this.run(cmd, opts),
+      stream: (cmd, opts) => this.stream(cmd, opts),
+    };
+    this.files = {
+      write: (path, data) => this.writeFile(path, data),
+      read: (path, opts = {}) => (opts.format === 'bytes' ? this.readFile(path) : this.readText(path)),
+      list: (path) => this.listDir(path),
+      remove: (path) => this.remove(path),
+    };
   }
 
   /** POST /v1/sessions. */

@@ -536,3 +536,15 @@ def test_session_lifetime_ends_a_running_command(client):
             sb.run("true")
     # Leaving the with block after the session ended by itself is no error.
     assert sb.id not in active_ids(client)
+
+
+def test_e2b_style_names(sb):
+    assert sb.commands.run("echo $((1+1))").stdout == "2\n"
+    assert sb.commands.stream(["echo", "s"]).wait().stdout == "s\n"
+    assert sb.files.write("/home/sandbox/n.txt", "caf\u00e9") == 5
+    assert sb.files.read("/home/sandbox/n.txt") == "caf\u00e9"
+    assert sb.files.read_bytes("/home/sandbox/n.txt") == "caf\u00e9".encode()
+    assert "n.txt" in [e.name for e in sb.files.list("/home/sandbox")]
+    sb.files.remove("/home/sandbox/n.txt")
+    with pytest.raises(sandpool.NotFoundError):
+        sb.files.read("/home/sandbox/n.txt")

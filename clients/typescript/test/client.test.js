@@ -532,3 +532,14 @@ describe('ownership and session ends', () => {
     assert.ok(!(await ids()).has(id));
   });
 });
+
+test('E2B-style names', () => withSb(async (sb) => {
+  assert.equal((await sb.commands.run('echo $((1+1))')).stdout, '2\n');
+  assert.equal((await sb.commands.stream(['echo', 's']).wait()).stdout, 's\n');
+  assert.equal(await sb.files.write('/home/sandbox/n.txt', 'caf\u00e9'), 5);
+  assert.equal(await sb.files.read('/home/sandbox/n.txt'), 'caf\u00e9');
+  assert.deepEqual(await sb.files.read('/home/sandbox/n.txt', { format: 'bytes' }), Buffer.from('caf\u00e9'));
+  assert.ok((await sb.files.list('/home/sandbox')).some((e) => e.name === 'n.txt'));
+  await sb.files.remove('/home/sandbox/n.txt');
+  await assert.rejects(sb.files.read('/home/sandbox/n.txt'), sp.NotFoundError);
+}));

@@ -32,6 +32,10 @@ async function main(): Promise<void> {
   const info: SessionInfo = await sb.refresh();
   console.log(info.usage?.memory_peak);
   await sb.remove('/a');
+  const txt: string = await sb.files.read('/a');
+  const bytes: Buffer = await sb.files.read('/a', { format: 'bytes' });
+  void txt; void bytes;
+  await sb.commands.run('true');
   await sb.close();
   const n: number = await Sandbox.use(async (s) => (await s.run('true')).durationMs, { socketPath: '/x' });
   void n;
