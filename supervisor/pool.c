@@ -234,8 +234,11 @@ static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userda
                         p->st.last_create_usec = now - e->started_usec;
                         p->st.created++;
                         p->failures = 0;
-                        capacity_changed(p);
                         schedule_refill(p);
+                        /* Last: the callback may take this very sandbox
+                         * (and free the entry). */
+                        capacity_changed(p);
+                        return 0;
                 }
         }
 }
