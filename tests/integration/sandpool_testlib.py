@@ -71,9 +71,17 @@ class Run:
 def run(*argv, opts=(), timeout=60, input=None, env=None):
     """`sandpoold run --json OPTS -- ARGV`, with the test rootfs and policy."""
     cmd = [str(SANDPOOLD), "run", "--json", *opts, "--", *argv]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                       input=input, env=env or sandbox_env(), errors="replace")
-    return Run(p)
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env or sandbox_env(), errors="replace") as p:
+        try:
+            out, err = p.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise
+    r = Run(subprocess.CompletedProcess(cmd, p.returncode, out, err))
+    r.pid = p.pid  # its sandbox is named run-<pid>
+    return r
 
 
 def probe(*args, opts=(), timeout=60, **kw):
@@ -84,8 +92,9 @@ def host_mounts():
     return Path("/proc/self/mountinfo").read_text()
 
 
-def cgroup_v1_dirs(name_fragment):
-    """Every directory below the v1 hierarchies whose name contains the fragment."""
+def cgroup_v1_dirs(prefix):
+    """The one-shot runs' sandbox cgroups (<hierarchy>/.../sandpool-run/<name>)
+    in every v1 hierarchy whose name starts with prefix."""
     found = []
     root = Path("/sys/fs/cgroup")
     for ctrl in ("memory", "cpu", "cpuacct", "pids"):
@@ -93,9 +102,9 @@ def cgroup_v1_dirs(name_fragment):
         if not base.is_dir():
             continue
         for dirpath, dirnames, _ in os.walk(base):
-            for d in dirnames:
-                if name_fragment in d:
-                    found.append(os.path.join(dirpath, d))
+            if os.path.basename(dirpath) != "sandpool-run":
+                continue
+            found += [os.path.join(dirpath, d) for d in dirnames if d.startswith(prefix)]
     return found
 
 

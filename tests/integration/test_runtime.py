@@ -89,13 +89,13 @@ def test_fork_bomb_stops_at_pids_limit_and_cleans_up():
     info = r.info("fork")
     assert int(info["forked"]) < 32, info
     assert info["errno"] == "EAGAIN", info
-    assert not cgroup_v1_dirs(f"run-"), cgroup_v1_dirs("run-")
+    assert not cgroup_v1_dirs(f"run-{r.pid}")
 
 
 def test_real_fork_bomb_is_contained():
     r = probe("forkbomb", "2", opts=["--pids", "64", "--timeout", "20s"], timeout=120)
     assert r.returncode in (0, 128 + signal.SIGKILL), r
-    assert not cgroup_v1_dirs("run-")
+    assert not cgroup_v1_dirs(f"run-{r.pid}")
 
 
 def test_disk_limit_gives_enospc_inside():
@@ -257,8 +257,8 @@ def test_image_files_look_owned_by_root_inside():
 def test_nothing_left_after_destroy():
     r = probe("sleep", "0")
     assert r.returncode == 0
-    assert not cgroup_v1_dirs("run-")
-    assert not any(STAGE_DIR.iterdir())
+    assert not cgroup_v1_dirs(f"run-{r.pid}")
+    assert not (STAGE_DIR / f"run-{r.pid}").exists()
     assert str(STAGE_DIR) not in Path("/proc/self/mountinfo").read_text()
 
 
