@@ -364,7 +364,8 @@ def test_no_capacity(make_daemon):
             t0 = time.monotonic()
             with pytest.raises(sandpool.NoCapacityError):
                 c.sandbox(capacity_wait=0.3)
-            assert 0.3 <= time.monotonic() - t0 < 2
+            # the daemon itself queues a request up to 2 s before its 429
+            assert 0.3 <= time.monotonic() - t0 < 6
             threading.Timer(0.5, sb.close).start()
             t0 = time.monotonic()
             with c.sandbox(capacity_wait=10) as sb2:
