@@ -120,7 +120,9 @@ static _noreturn_ void child_main(const child_args *a) {
         if (a->ctl != ctl && dup3(a->ctl, ctl, O_CLOEXEC) < 0)
                 _exit(1);
         (void) close_range(0, 2, 0);
-        (void) close_range(4, ~0U, 0);
+        /* CLOSE_RANGE_UNSHARE: a new fd table sized for what is left, not
+         * the caller's (thousands of slots in a busy daemon) copied. */
+        (void) close_range(4, ~0U, CLOSE_RANGE_UNSHARE);
         reset_signals();
 
         /* Stage GO: ids mapped, cgroup joined, overlay staged. */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* sandpoold: parse the command line, load the configuration, set up the
  * runtime (mount namespace, cgroups, seccomp), serve, drain on SIGTERM. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <signal.h>
@@ -214,6 +216,43 @@ static void pool_config(server *srv, pool_env *env, pool_options *o) {
         };
 }
 
+/* Staging directories of daemons that died without cleaning up (their
+ * mounts went with their mount namespace; the empty directories stay). */
+static void sweep_stale_stages(const char *stage) {
+        _cleanup_closedir_ DIR *d = opendir(stage);
+        if (!d)
+                return;
+        for (struct dirent *de; (de = readdir(d));) {
+                char *end;
+                long pid = strtol(de->d_name, &end, 10);
+                if (de->d_type != DT_DIR || *end || pid <= 0 || (kill((pid_t) pid, 0) == 0 || errno != ESRCH))
+                        continue;
+                int fd = openat(dirfd(d), de->d_name, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                _cleanup_closedir_ DIR *sub = fd >= 0 ? fdopendir(fd) : NULL;
+                if (!sub) {
+                        safe_close(fd);
+                        continue;
+                }
+                for (struct dirent *e; (e = readdir(sub));)
+                        if (e->d_type == DT_DIR && !streq(e->d_name, ".") && !streq(e->d_name, ".."))
+                                (void) unlinkat(dirfd(sub), e->d_name, AT_REMOVEDIR);
+                if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
+                        log_info("Removed the staging directory of daemon %ld, which is gone", pid);
+        }
+}
+
+/* Sandbox names are sb-<daemon pid>-<n>: the cgroup of a sandbox whose
+ * daemon is gone is stale (rmdir still refuses one with a live process). */
+static bool sandbox_is_stale(const char *name, void *userdata) {
+        char *end;
+        if (strncmp(name, "sb-", 3) != 0)
+                return false;
+        long pid = strtol(name + 3, &end, 10);
+        if (*end != '-' || pid <= 0)
+                return false;
+        return pid != (long) getpid() && kill((pid_t) pid, 0) < 0 && errno == ESRCH;
+}
+
 static int setup_runtime(server *srv) {
         const sp_config *cfg = &srv->config.cfg;
         sp_cgroup_manager_options opts = {};
@@ -225,6 +264,15 @@ static int setup_runtime(server *srv) {
         if (mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST)
                 return log_error_errno(-errno, "Failed to create %s", cfg->state_dir);
         if (asprintf(&stage, "%s/stage", cfg->state_dir) < 0)
+                return -ENOMEM;
+        if (mkdir(stage, 0711) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Failed to create %s", stage);
+        sweep_stale_stages(stage);
+        /* One directory per daemon: removing a directory detaches every
+         * mount on it in every namespace, so no daemon may ever clean up
+         * a directory another live one stages in. */
+        free(stage);
+        if (asprintf(&stage, "%s/stage/%d", cfg->state_dir, (int) getpid()) < 0)
                 return -ENOMEM;
         /* sp_runtime_init() creates it 0711: the sandboxes' root ids must
          * be able to traverse it. */
@@ -248,6 +296,9 @@ static int setup_runtime(server *srv) {
         }
         log_info("cgroup %s: %s", sp_cgroup_mode_to_string(sp_cgroup_manager_mode(srv->cgroups)),
                  sp_cgroup_manager_describe(srv->cgroups));
+        r = sp_cgroup_manager_sweep(srv->cgroups, sandbox_is_stale, NULL);
+        if (r > 0)
+                log_info("Removed %d sandbox cgroups left by a daemon that is gone", r);
 
         r = sp_policy_load_file(cfg->seccomp_policy, &policy, &err);
         if (r < 0) {

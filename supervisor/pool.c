@@ -122,12 +122,16 @@ static void entry_destroy_async(entry *e);
 static void entry_finish(entry *e) {
         pool *p = e->p;
         uint64_t t0 = now_usec();
+        /* The event sources go first, while their fds are still open:
+         * destroying closes them, and the numbers are reused at once (by the
+         * next sandbox's control socket): removing a source from epoll after
+         * that would unhook another source's fd. */
+        e->ctrl_src = sd_event_source_disable_unref(e->ctrl_src);
+        e->pidfd_src = sd_event_source_disable_unref(e->pidfd_src);
         int r = sp_sandbox_destroy(e->ps.sb);
         if (r < 0)
                 log_warning("pool: cleaning up sandbox %s: %s", e->ps.name, strerror(-r));
         sp_idslot_release(&e->ps.slot);
-        sd_event_source_disable_unref(e->ctrl_src);
-        sd_event_source_disable_unref(e->pidfd_src);
         if (e->state == E_DESTROYING) {
                 uint64_t us = t0 - e->destroy_usec + (now_usec() - t0);
                 hist_add(&p->st.destroy_latency, us);
@@ -248,7 +252,9 @@ static int start_sandbox(pool *p, const sp_limits *limits, pool_sandbox *ps, sp_
                                   &ps->slot);
         if (r < 0)
                 return sp_error_set(err, r, "no free host id range in %s: %s", p->env.idslot_dir, strerror(-r));
-        snprintf(ps->name, sizeof(ps->name), "sb-%" PRIu64, ++p->counter);
+        /* The pid keeps names unique across restarts: what a crashed daemon
+         * left (a cgroup, a stage directory) never blocks a new one. */
+        snprintf(ps->name, sizeof(ps->name), "sb-%d-%" PRIu64, (int) getpid(), ++p->counter);
         sp_sandbox_spec spec = {
                 .name = ps->name, .rootfs = p->env.rootfs, .stage_dir = p->env.stage_dir,
                 .id_base = ps->slot.base, .limits = *limits, .cgroups = p->env.cgroups, .seccomp = p->env.seccomp,

@@ -296,6 +296,14 @@ static int run_in_sandbox(const sp_config *cfg, const run_opts *o, sp_cgroup_man
                 return setup_fail("claim an id range", &err);
         }
         snprintf(name, sizeof(name), "run-%d", (int) getpid());
+        /* Left by an earlier run with our pid that was SIGKILLed: its mounts
+         * went with its mount namespace, the empty directory stayed. No live
+         * process but us can own this name. */
+        {
+                char stale[PATH_MAX];
+                snprintf(stale, sizeof(stale), "%s/%s", STAGE_DIR, name);
+                (void) rmdir(stale);
+        }
         sp_sandbox_spec spec = {
                 .name = name, .rootfs = o->rootfs, .hostname = o->hostname, .stage_dir = STAGE_DIR,
                 .id_base = slot.base, .cgroups = cgm, .seccomp = prog,
