@@ -73,6 +73,8 @@ class Daemon:
             "server": {"socket": self.socket, "socket_mode": "0666", "state_dir": self.state},
             "images": {"rootfs": ROOTFS, "seccomp_policy": POLICY},
             "limits": {"cpu_limit": "100", "max_upload": "1M"},
+            # a small warm pool: every test daemon warms it on start
+            "pool": {"pool_size": "2", "min_pool_size": "1"},
         }
         for sec, kv in (conf or {}).items():
             sections.setdefault(sec, {}).update(kv)
@@ -119,6 +121,11 @@ class Daemon:
 
     def fd_count(self):
         return len(os.listdir("/proc/%d/fd" % self.pid))
+
+    def sanitized(self):
+        """Built with ASan: its quarantine makes RSS meaningless as a leak check."""
+        with open("/proc/%d/maps" % self.pid) as f:
+            return "libasan" in f.read()
 
     def rss_kib(self):
         with open("/proc/%d/status" % self.pid) as f:
