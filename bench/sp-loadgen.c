@@ -471,6 +471,45 @@ static int api_command(struct conn *c, const char *id, const char *body, double 
         return q;
 }
 
+/*
+ * With --wait-warm: wait, untimed, until the daemon is at rest with a warm
+ * sandbox ready (pool.available >= 1, nothing warming or being destroyed),
+ * so that a timed session or run measures the hand-out from a warm pool,
+ * not the refill of the previous round. 0 when ready, -ETIMEDOUT after 30 s.
+ */
+static bool wait_warm;
+
+static int json_pool_count(json_t *pool, const char *key) {
+        json_t *v = json_object_get(pool, key);
+
+        return json_is_integer(v) ? (int) json_integer_value(v) : 0;
+}
+
+static int api_wait_warm(struct conn *c) {
+        uint64_t deadline = now_ns() + UINT64_C(30000000000);
+
+        while (now_ns() < deadline) {
+                struct response r = {};
+                json_t *root, *pool;
+                bool ready = false;
+                int q = http_request(c, "GET", "/v1/health", NULL, &r);
+
+                if (q >= 0 && r.status == 200) {
+                        root = json_loads(r.body, 0, NULL);
+                        pool = json_object_get(root, "pool");
+                        ready = json_pool_count(pool, "available") >= 1 && json_pool_count(pool, "warming") == 0 &&
+                                json_pool_count(pool, "destroying") == 0;
+                        json_decref(root);
+                }
+                response_clear(&r);
+                if (ready)
+                        return 0;
+                usleep(2000);
+        }
+        report_error("--wait-warm: no warm sandbox at rest within 30 s");
+        return -ETIMEDOUT;
+}
+
 /* ---- whole commands -------------------------------------------------------- */
 
 static int devnull_fd = -1;
@@ -521,7 +560,7 @@ static int run_command(char *const *argv, unsigned long iter, double *ret_us) {
 
 /* ---- compare: probes interleaved round by round -------------------------- */
 
-enum probe_kind { PROBE_CMD, PROBE_SESSION, PROBE_DELETE, PROBE_EXEC, PROBE_RUN };
+enum probe_kind { PROBE_CMD, PROBE_SESSION, PROBE_CREATE, PROBE_DELETE, PROBE_EXEC, PROBE_RUN };
 
 struct probe {
         char name[64];
@@ -533,7 +572,7 @@ struct probe {
 
 static const char exec_true_body[] = "{\"argv\":[\"/bin/true\"]}";
 
-/* NAME=api:session | api:delete | api:exec | api:run | cmd:ARG ARG ... */
+/* NAME=api:session | api:create | api:delete | api:exec | api:run | cmd:ARG ARG ... */
 static int probe_parse(struct probe *p, char *spec) {
         char *eq = strchr(spec, '='), *rest, *save = NULL;
         size_t n = 0;
@@ -544,6 +583,8 @@ static int probe_parse(struct probe *p, char *spec) {
         rest = eq + 1;
         if (!strcmp(rest, "api:session"))
                 p->kind = PROBE_SESSION;
+        else if (!strcmp(rest, "api:create"))
+                p->kind = PROBE_CREATE;
         else if (!strcmp(rest, "api:delete"))
                 p->kind = PROBE_DELETE;
         else if (!strcmp(rest, "api:exec"))
@@ -569,6 +610,8 @@ static int probe_once(struct probe *p, struct conn *c, unsigned long iter, doubl
         double untimed;
         int q;
 
+        if (wait_warm && p->kind != PROBE_CMD && p->kind != PROBE_EXEC)
+                (void) api_wait_warm(c);
         switch (p->kind) {
         case PROBE_CMD:
                 return run_command(p->argv, iter, ret_us);
@@ -584,12 +627,23 @@ static int probe_once(struct probe *p, struct conn *c, unsigned long iter, doubl
                 *ret_us = create_us + delete_us;
                 return q;
         }
+        case PROBE_CREATE:
+                q = api_session_create(c, id, ret_us);
+                if (q < 0)
+                        return q;
+                if (wait_warm)
+                        (void) api_wait_warm(c);
+                return api_session_delete(c, id, &untimed);
         case PROBE_DELETE:
                 q = api_session_create(c, id, &untimed);
                 if (q < 0) {
                         *ret_us = NAN;
                         return q;
                 }
+                /* The hand-out starts a refill: let it finish, so that the
+                 * DELETE is timed alone. */
+                if (wait_warm)
+                        (void) api_wait_warm(c);
                 return api_session_delete(c, id, ret_us);
         case PROBE_EXEC:
                 if (!p->session[0]) {
@@ -878,10 +932,12 @@ static int mode_density(int count, int clients) {
 static void usage(FILE *f) {
         fputs("Usage: sp-loadgen [--socket PATH] MODE [OPTIONS]\n"
               "\n"
-              "  compare --rounds N [--warmup W] NAME=SPEC...\n"
-              "        run the probes in alternation, N rounds, W rounds first unrecorded.\n"
-              "        SPEC: api:session (POST /v1/sessions + DELETE), api:delete (DELETE\n"
-              "        only), api:exec (/bin/true in one session), api:run (one-shot\n"
+              "  compare --rounds N [--warmup W] [--wait-warm] NAME=SPEC...\n"
+              "        run the probes in alternation, N rounds, W rounds first unrecorded;\n"
+              "        --wait-warm: before each session, delete or run probe, wait (untimed)\n"
+              "        until the daemon's pool has a warm sandbox and nothing in flight\n"
+              "        SPEC: api:session (POST /v1/sessions + DELETE), api:create (the POST\n"
+              "        only), api:delete (the DELETE only), api:exec (/bin/true in one session), api:run (one-shot\n"
               "        /bin/true), cmd:ARG ARG... (fork+exec+wait; {i} becomes a unique number)\n"
               "  session|exec|run|seed --clients C --duration S [--think LO-HI]\n"
               "        C concurrent clients for S seconds: session create+delete, exec of\n"
@@ -902,6 +958,7 @@ int main(int argc, char **argv) {
                 { "duration", required_argument, NULL, 'd' },
                 { "count", required_argument, NULL, 'n' },
                 { "think", required_argument, NULL, 't' },
+                { "wait-warm", no_argument, NULL, 'W' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -933,6 +990,7 @@ int main(int argc, char **argv) {
                 case 'c': l.clients = atoi(optarg); break;
                 case 'd': l.duration_s = atof(optarg); break;
                 case 'n': count = atoi(optarg); break;
+                case 'W': wait_warm = true; break;
                 case 't':
                         if (sscanf(optarg, "%d-%d", &l.think_lo_ms, &l.think_hi_ms) != 2)
                                 return 2;
