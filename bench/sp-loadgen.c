@@ -48,6 +48,9 @@ extern char **environ;
 #define SESSION_ID_MAX 128
 
 static const char *socket_path = "/run/sandpool/sandpool.sock";
+/* Set when the socket refuses connections: the daemon is gone, and a
+ * comparison stops rather than timing failures. */
+static atomic_bool daemon_gone;
 static atomic_int reported_errors;
 
 static uint64_t now_ns(void) {
@@ -177,6 +180,8 @@ static int conn_open(struct conn *c) {
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
                 int r = -errno;
 
+                if (r == -ECONNREFUSED || r == -ENOENT)
+                        atomic_store(&daemon_gone, true);
                 close(fd);
                 return r;
         }
@@ -504,6 +509,8 @@ static int api_wait_warm(struct conn *c) {
                 response_clear(&r);
                 if (ready)
                         return 0;
+                if (atomic_load(&daemon_gone))
+                        return -ECONNREFUSED;
                 usleep(2000);
         }
         report_error("--wait-warm: no warm sandbox at rest within 30 s");
@@ -665,7 +672,7 @@ static int mode_compare(int rounds, int warmup, int nprobes, struct probe *probe
         struct conn c = { .fd = -1 };
         unsigned long iter = 0;
 
-        for (int r = -warmup; r < rounds; r++)
+        for (int r = -warmup; r < rounds && !atomic_load(&daemon_gone); r++)
                 /* Rotate the starting probe each round so that no probe always
                  * runs right after the same other one (caches, CPU frequency). */
                 for (int k = 0; k < nprobes; k++) {
@@ -685,7 +692,8 @@ static int mode_compare(int rounds, int warmup, int nprobes, struct probe *probe
 
                 if (probes[k].session[0])
                         (void) api_session_delete(&c, probes[k].session, &untimed);
-                print_result(probes[k].name, &probes[k].s, 0, NULL);
+                print_result(probes[k].name, &probes[k].s, 0,
+                             atomic_load(&daemon_gone) ? "\"aborted\":\"the daemon stopped answering\"" : NULL);
         }
         conn_close(&c);
         return 0;
