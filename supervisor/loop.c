@@ -221,6 +221,12 @@ int server_start_http(server *srv) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add the HTTP kick source");
         (void) sd_event_source_set_enabled(srv->mhd_kick, SD_EVENT_OFF);
+        /* Requests first: starting a sandbox for the pool blocks the loop
+         * for its parent-side setup (several ms), and a response already
+         * queued must not wait behind it. */
+        (void) sd_event_source_set_priority(srv->mhd_io, SD_EVENT_PRIORITY_IMPORTANT);
+        (void) sd_event_source_set_priority(srv->mhd_timer, SD_EVENT_PRIORITY_IMPORTANT);
+        (void) sd_event_source_set_priority(srv->mhd_kick, SD_EVENT_PRIORITY_IMPORTANT);
         server_kick(srv);
         return 0;
 }

@@ -297,6 +297,11 @@ static int serve(server *srv) {
         r = sd_event_new(&srv->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the event loop");
+        /* WatchdogSec= in the unit: sd-event sends WATCHDOG=1 from the loop
+         * itself, so a stuck loop is exactly what stops the pings. */
+        r = sd_event_set_watchdog(srv->event, true);
+        if (r > 0)
+                log_info("systemd watchdog enabled");
         (void) sd_event_add_signal(srv->event, NULL, SIGTERM, on_sigterm, srv);
         (void) sd_event_add_signal(srv->event, NULL, SIGINT, on_sigterm, srv);
         (void) sd_event_add_signal(srv->event, NULL, SIGHUP, on_sighup, srv);

@@ -305,6 +305,9 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         if (r >= 0)
                 r = sd_event_add_io(srv->event, &s->pidfd_src, sp_sandbox_pidfd(s->sb), EPOLLIN, on_sandbox_pidfd, s);
         if (r >= 0)
+                /* a command's exit is a response waiting to go out */
+                r = sd_event_source_set_priority(s->ctrl_src, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
                 r = sd_event_add_time(srv->event, &s->timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC, on_session_timer, s);
         if (r < 0) {
                 s->ready_cb = NULL;

@@ -128,9 +128,14 @@ def test_sd_notify(make_daemon):
     ns.bind(path)
     ns.settimeout(10)
     d.extra_env["NOTIFY_SOCKET"] = path
+    d.extra_env["WATCHDOG_USEC"] = "400000"
     d.start()
-    msgs = ns.recv(4096).decode()
+    msgs = ""
+    deadline = time.monotonic() + 5
+    while not ("READY=1" in msgs and msgs.count("WATCHDOG=1") >= 2) and time.monotonic() < deadline:
+        msgs += ns.recv(4096).decode()
     assert "READY=1" in msgs
+    assert msgs.count("WATCHDOG=1") >= 2, msgs  # the loop pings the watchdog
     d.proc.send_signal(signal.SIGTERM)
     got = ""
     while "STOPPING=1" not in got:
