@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "limits.h"
+#include "sandbox-limits.h"
 #include "macro.h"
 
 typedef enum sp_cgroup_mode {

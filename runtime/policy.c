@@ -28,7 +28,7 @@
 #include <inttypes.h>
 #include <linux/netlink.h>
 #include <sched.h>
-#include <libseccomp-api.h>
+#include <seccomp.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
 #include <sys/personality.h>

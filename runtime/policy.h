@@ -3,13 +3,13 @@
 
 /* The parsed form of a seccomp policy, shared by the parser (policy.c) and
  * the compiler (seccomp.c). Nothing else should look inside: the public
- * interface is runtime/seccomp.h. */
+ * interface is runtime/seccomp-policy.h. */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "seccomp.h"
+#include "seccomp-policy.h"
 
 #define SP_POLICY_ARGS_MAX 6    /* a syscall has at most six arguments */
 #define SP_POLICY_VALUES_MAX 32 /* values in one `in (...)` list */

@@ -23,9 +23,9 @@
 #include <sys/types.h>
 
 #include "cgroup.h"
-#include "limits.h"
+#include "sandbox-limits.h"
 #include "macro.h"
-#include "seccomp.h"
+#include "seccomp-policy.h"
 
 #define SP_ID_RANGE 65536u    /* host ids given to each sandbox */
 #define SP_SANDBOX_UID 1000u  /* the `sandbox` user inside */

@@ -15,7 +15,7 @@
  * program is exported into a memfd and read back. */
 
 #include <linux/seccomp.h>
-#include <libseccomp-api.h>
+#include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 

@@ -32,10 +32,10 @@
 
 #include <cmocka.h>
 
-#include <libseccomp-api.h>
+#include <seccomp.h>
 
 #include "build-config.h"
-#include "seccomp.h"
+#include "seccomp-policy.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -960,7 +960,7 @@ static int cmp_long(const void *a, const void *b) {
  * action cache (its verdict never depends on arguments, so the filter is
  * not run); ioctl(FIONREAD) has argument rules and runs the filter. */
 static long measure_syscall_ps(bool ioctl_path) {
-        long best = __LONG_MAX__; /* <limits.h> is shadowed by runtime/limits.h */
+        long best = __LONG_MAX__;
         int n;
         for (int round = 0; round < 3; round++) {
                 struct timespec t0;
