@@ -1,17 +1,333 @@
 /* SPDX-License-Identifier: MIT */
-#include <stdio.h>
-#include <string.h>
+/* sandpoold: parse the command line, load the configuration, set up the
+ * runtime (mount namespace, cgroups, seccomp), serve, drain on SIGTERM. */
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 
 #include "build-config.h"
+#include "log.h"
 #include "run.h"
+#include "server.h"
+#include "session.h"
 
-int main(int argc, char **argv) {
-        if (argc >= 2 && strcmp(argv[1], "run") == 0)
-                return sandpoold_run_main(argc - 1, argv + 1);
-        if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-                printf("sandpoold %s\n", SANDPOOL_VERSION);
+/* Every connection costs one fd, every sandbox a few: 1000 idle clients
+ * and 80 sandboxes must fit with room to spare. */
+#define NOFILE_WANTED 65536
+
+static void help(void) {
+        printf("Usage: sandpoold [OPTIONS]\n"
+               "       sandpoold run [OPTIONS] -- CMD [ARGS...]   (one command, see run --help)\n"
+               "\n"
+               "The sandpool supervisor: serves the sandbox API on a Unix socket.\n"
+               "\n"
+               "  --config FILE         configuration file (default %s/sandpool/sandpool.conf)\n"
+               "  --print-config        print the effective configuration and where each value\n"
+               "                        came from, then exit\n"
+               "  --cgroup-subdir NAME  directory below cgroup_parent that holds the sandboxes\n"
+               "                        (default \"sandboxes\"; tests give each daemon its own)\n"
+               "  --debug               log debug messages\n"
+               "  --version             print the version\n"
+               "  -h, --help            this text\n",
+               SANDPOOL_SYSCONFDIR);
+}
+
+typedef struct args {
+        const char *config;
+        const char *cgroup_subdir;
+        bool print_config;
+} args;
+
+static int parse_args(int argc, char **argv, args *a) {
+        enum { ARG_CONFIG = 0x100, ARG_PRINT, ARG_SUBDIR, ARG_DEBUG, ARG_VERSION };
+        static const struct option opts[] = {
+                { "config", required_argument, NULL, ARG_CONFIG },
+                { "print-config", no_argument, NULL, ARG_PRINT },
+                { "cgroup-subdir", required_argument, NULL, ARG_SUBDIR },
+                { "debug", no_argument, NULL, ARG_DEBUG },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0)
+                switch (c) {
+                case ARG_CONFIG:
+                        a->config = optarg;
+                        break;
+                case ARG_PRINT:
+                        a->print_config = true;
+                        break;
+                case ARG_SUBDIR:
+                        if (!*optarg || strchr(optarg, '/') || streq(optarg, ".") || streq(optarg, "..")) {
+                                fprintf(stderr, "sandpoold: --cgroup-subdir must be one path component\n");
+                                return -EINVAL;
+                        }
+                        a->cgroup_subdir = optarg;
+                        break;
+                case ARG_DEBUG:
+                        log_max_level = LOG_DEBUG;
+                        break;
+                case ARG_VERSION:
+                        printf("sandpoold %s\n", SANDPOOL_VERSION);
+                        return 0;
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "sandpoold: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static void resolve_admin_group(server *srv) {
+        const char *name = srv->config.cfg.admin_group;
+        struct group *g;
+
+        srv->have_admin_gid = false;
+        if (!name || !*name)
+                return;
+        /* NSS may block; this runs at start and on SIGHUP only. */
+        g = getgrnam(name);
+        if (!g) {
+                log_warning("Admin group '%s' does not exist: only root is admin", name);
+                return;
+        }
+        srv->admin_gid = g->gr_gid;
+        srv->have_admin_gid = true;
+}
+
+static void raise_nofile(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < NOFILE_WANTED) {
+                /* root may raise the hard limit, unless a container forbids it */
+                struct rlimit want = { NOFILE_WANTED, NOFILE_WANTED };
+                if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+                        return;
+        }
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? NOFILE_WANTED : MIN(rl.rlim_max, (rlim_t) NOFILE_WANTED);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning("Failed to raise RLIMIT_NOFILE: %m");
+        if (rl.rlim_cur < NOFILE_WANTED)
+                log_info("RLIMIT_NOFILE is %llu (hard limit)", (unsigned long long) rl.rlim_cur);
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        server *srv = userdata;
+
+        server_begin_shutdown(srv, si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        return 0;
+}
+
+/* SIGHUP: limits, timeouts and pool sizes apply to sandboxes and sessions
+ * created from now on. The socket, the cgroup layout and the seccomp
+ * policy stay as they were (they need a restart). */
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        server *srv = userdata;
+        sp_config_set fresh = {};
+        sp_error err = {};
+        int r;
+
+        notify_reloading();
+        r = sp_config_load(&fresh, srv->config_path, NULL, &err);
+        if (r < 0) {
+                log_error("Reload failed, keeping the running configuration: %s", err.message);
+                notify_status(srv);
+                (void) sd_notify(false, "READY=1");
                 return 0;
         }
-        fprintf(stderr, "Usage: sandpoold run [OPTIONS] -- CMD [ARGS...]\n");
-        return 2;
+        if (!streq_ptr(fresh.cfg.socket, srv->config.cfg.socket) ||
+            !streq_ptr(fresh.cfg.rootfs, srv->config.cfg.rootfs) ||
+            !streq_ptr(fresh.cfg.cgroup_parent, srv->config.cfg.cgroup_parent) ||
+            fresh.cfg.id_base != srv->config.cfg.id_base)
+                log_warning("socket, rootfs, cgroup_parent and id_base changes take effect on restart only");
+        /* Keep what the running daemon depends on; take everything else. */
+        {
+                sp_config *n = &fresh.cfg, *o = &srv->config.cfg;
+                char *tmp;
+#define KEEP_STR(f) (tmp = n->f, n->f = o->f, o->f = tmp)
+                KEEP_STR(socket);
+                KEEP_STR(rootfs);
+                KEEP_STR(cgroup_parent);
+                KEEP_STR(cgroup_mode);
+                KEEP_STR(state_dir);
+                KEEP_STR(seccomp_policy);
+#undef KEEP_STR
+                n->id_base = o->id_base;
+        }
+        sp_config_set_done(&srv->config);
+        srv->config = fresh;
+        resolve_admin_group(srv);
+        log_info("Reloaded configuration: pool_size=%u max_pool_size=%u memory_limit=%" PRIu64
+                 " cpu_limit=%u pids_limit=%u command_timeout=%" PRIu64 "ms",
+                 srv->config.cfg.pool_size, srv->config.cfg.max_pool_size, srv->config.cfg.memory_limit,
+                 srv->config.cfg.cpu_limit, srv->config.cfg.pids_limit, srv->config.cfg.command_timeout_ms);
+        (void) sd_notify(false, "READY=1");
+        notify_status(srv);
+        return 0;
+}
+
+static int setup_runtime(server *srv) {
+        const sp_config *cfg = &srv->config.cfg;
+        sp_cgroup_manager_options opts = {};
+        _cleanup_free_ char *stage = NULL;
+        sp_policy *policy = NULL;
+        sp_error err = {};
+        int r;
+
+        if (mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Failed to create %s", cfg->state_dir);
+        if (asprintf(&stage, "%s/stage", cfg->state_dir) < 0)
+                return -ENOMEM;
+        /* sp_runtime_init() creates it 0711: the sandboxes' root ids must
+         * be able to traverse it. */
+        r = sp_runtime_init(stage, &err);
+        if (r < 0) {
+                log_error("Failed to initialise the runtime: %s", err.message);
+                return r;
+        }
+        srv->stage_dir = TAKE_PTR(stage);
+
+        opts.mode = streq_ptr(cfg->cgroup_mode, "v2")   ? SP_CGROUP_V2
+                    : streq_ptr(cfg->cgroup_mode, "v1") ? SP_CGROUP_V1
+                                                        : SP_CGROUP_AUTO;
+        opts.parent = cfg->cgroup_parent && *cfg->cgroup_parent ? cfg->cgroup_parent : NULL;
+        opts.subdir = srv->cgroup_subdir;
+        opts.move_self_to_leaf = true;
+        r = sp_cgroup_manager_new(&opts, &srv->cgroups, &err);
+        if (r < 0) {
+                log_error("Failed to set up cgroups: %s", err.message);
+                return r;
+        }
+        log_info("cgroup %s: %s", sp_cgroup_mode_to_string(sp_cgroup_manager_mode(srv->cgroups)),
+                 sp_cgroup_manager_describe(srv->cgroups));
+
+        r = sp_policy_load_file(cfg->seccomp_policy, &policy, &err);
+        if (r < 0) {
+                log_error("Failed to load the seccomp policy: %s", err.message);
+                return r;
+        }
+        r = sp_seccomp_compile(policy, &srv->seccomp, &err);
+        sp_policy_free(policy);
+        if (r < 0) {
+                log_error("Failed to compile the seccomp policy: %s", err.message);
+                return r;
+        }
+
+        /* Each sandbox takes SP_ID_RANGE host ids from id_base up; never
+         * hand out a range that would wrap past the top of uid_t. */
+        srv->n_slots = (uint32_t) MIN(16384u, ((uint64_t) UINT32_MAX - cfg->id_base) / SP_ID_RANGE - 1);
+        if (srv->n_slots == 0) {
+                log_error("id_base %u leaves no room for a sandbox's %u ids", cfg->id_base, SP_ID_RANGE);
+                return -ERANGE;
+        }
+        if (mkdir("/run/sandpool", 0711) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Failed to create /run/sandpool");
+        return 0;
+}
+
+static int serve(server *srv) {
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        /* A command that closes its stdin early must not kill us. */
+        signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_new(&srv->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop");
+        (void) sd_event_add_signal(srv->event, NULL, SIGTERM, on_sigterm, srv);
+        (void) sd_event_add_signal(srv->event, NULL, SIGINT, on_sigterm, srv);
+        (void) sd_event_add_signal(srv->event, NULL, SIGHUP, on_sighup, srv);
+
+        r = setup_runtime(srv);
+        if (r < 0)
+                return r;
+        r = server_listen(srv);
+        if (r < 0)
+                return r;
+        r = server_start_http(srv);
+        if (r < 0)
+                return r;
+
+        log_info("sandpoold %s ready: rootfs %s, max %u sandboxes", SANDPOOL_VERSION, srv->config.cfg.rootfs,
+                 srv->config.cfg.max_pool_size);
+        notify_ready(srv);
+        r = sd_event_loop(srv->event);
+        if (r < 0)
+                log_error_errno(r, "Event loop failed");
+        return r < 0 ? r : srv->exit_code;
+}
+
+static void server_done(server *srv) {
+        session_destroy_all(srv, "exit");
+        server_stop_http(srv);
+        srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);
+        if (srv->cgroups)
+                sp_cgroup_manager_free(srv->cgroups);
+        if (srv->seccomp)
+                sp_seccomp_program_free(srv->seccomp);
+        if (srv->stage_dir)
+                (void) rmdir(srv->stage_dir);
+        free(srv->stage_dir);
+        free(srv->socket_path);
+        sd_event_unref(srv->event);
+        sp_config_set_done(&srv->config);
+}
+
+int main(int argc, char **argv) {
+        server srv = { .listen_fd = -EBADF };
+        args a = {};
+        sp_error err = {};
+        int r;
+
+        if (argc >= 2 && streq(argv[1], "run"))
+                return sandpoold_run_main(argc - 1, argv + 1);
+
+        r = parse_args(argc, argv, &a);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+
+        r = sp_config_load(&srv.config, a.config, NULL, &err);
+        if (r < 0) {
+                fprintf(stderr, "sandpoold: %s\n", err.message);
+                return 1;
+        }
+        if (a.print_config) {
+                sp_config_print(&srv.config, stdout);
+                sp_config_set_done(&srv.config);
+                return 0;
+        }
+        if (geteuid() != 0) {
+                fprintf(stderr, "sandpoold: must run as root (it creates namespaces, cgroups and mounts)\n");
+                sp_config_set_done(&srv.config);
+                return 1;
+        }
+        srv.config_path = a.config;
+        srv.cgroup_subdir = a.cgroup_subdir;
+        raise_nofile();
+        resolve_admin_group(&srv);
+
+        r = serve(&srv);
+        server_done(&srv);
+        if (r < 0)
+                return 1;
+        log_info("Exiting");
+        return 0;
 }

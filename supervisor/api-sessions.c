@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/* POST/GET /v1/sessions, GET/DELETE /v1/sessions/{id}. */
+#include "log.h"
+#include "session.h"
+
+static void create_ready(session *s, int error, const char *message, void *userdata) {
+        request *r = userdata;
+
+        r->pending_session = NULL;
+        if (error < 0) {
+                if (r->srv->shutting_down)
+                        reply_error(r, 503, "shutting_down", "the daemon is shutting down");
+                else
+                        reply_error(r, 500, "internal", "the sandbox failed to start: %s",
+                                    message ? message : strerror(-error));
+        } else {
+                r->srv->metrics.sessions_created++;
+                reply_json(r, 201, session_to_json(s, false));
+        }
+        request_complete(r);
+}
+
+void api_sessions_create(request *r) {
+        static const char *const known[] = { "env", "timeout_s", "idle_timeout_s", "memory_mb", "cpu_pct", "labels" };
+        json_auto_t *body = request_json_body(r, true);
+        session_params p;
+        const char *bad = NULL, *k;
+        json_t *v;
+        session *s = NULL;
+        sp_error err = {};
+        int e;
+
+        if (!body)
+                return;
+        json_object_foreach(body, k, v) {
+                bool ok = false;
+                for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                        ok = ok || streq(known[i], k);
+                if (!ok)
+                        return reply_error(r, 400, "bad_request", "unknown field '%s'", k);
+        }
+        if (session_params_from_json(r->srv, body, &p, &bad) < 0)
+                return reply_error(r, 400, "bad_request", "invalid value for %s", bad);
+        e = session_new(r->srv, r->cl->uid, &p, false, create_ready, r, &s, &err);
+        if (e == -EBUSY)
+                return reply_error(r, 429, "no_capacity", "%s", err.message);
+        if (e < 0)
+                return reply_error(r, 500, "internal", "cannot create a sandbox: %s", err.message);
+        r->pending_session = s;
+        request_suspend(r);
+}
+
+void api_sessions_list(request *r) {
+        json_t *list = json_array();
+
+        for (session *s = r->srv->sessions; s && list; s = s->next) {
+                if (s->state != SESSION_READY || s->oneshot || s->end_src)
+                        continue;
+                if (!r->cl->admin && s->owner != r->cl->uid)
+                        continue;
+                json_array_append_new(list, session_to_json(s, false));
+        }
+        reply_json(r, 200, json_pack("{s:o}", "sessions", list ? list : json_array()));
+}
+
+void api_session_get(request *r) {
+        reply_json(r, 200, session_to_json(r->session, true));
+}
+
+void api_session_delete(request *r) {
+        session_destroy(r->session, "deleted by the client");
+        r->session = NULL;
+        reply_empty(r, 204);
+}

@@ -1,0 +1,440 @@
+/* SPDX-License-Identifier: MIT */
+/* Sessions: a sandbox per client uid, its timers, its teardown. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "session.h"
+
+void session_params_default(server *srv, session_params *p) {
+        const sp_config *cfg = &srv->config.cfg;
+
+        *p = (session_params) {
+                .timeout_ms = cfg->session_timeout_ms,
+                .idle_timeout_ms = cfg->session_idle_timeout_ms,
+                .limits = {
+                        .memory_bytes = cfg->memory_limit,
+                        .cpu_pct = cfg->cpu_limit,
+                        .pids = cfg->pids_limit,
+                        .disk_bytes = cfg->disk_limit,
+                },
+        };
+}
+
+static bool json_object_of_strings(json_t *o, bool env) {
+        const char *k;
+        json_t *v;
+
+        if (!json_is_object(o))
+                return false;
+        json_object_foreach(o, k, v) {
+                if (!json_is_string(v) || !*k)
+                        return false;
+                /* jansson allows NUL in values: an env entry cannot hold one */
+                if (strlen(json_string_value(v)) != json_string_length(v))
+                        return false;
+                if (env && strchr(k, '='))
+                        return false;
+        }
+        return true;
+}
+
+/* Every per-request value may lower the configured one, never raise it:
+ * larger values are capped, nonsense (negative, zero, wrong type) is 400. */
+int session_params_from_json(server *srv, json_t *body, session_params *p, const char **ret_err) {
+        const sp_config *cfg = &srv->config.cfg;
+        uint64_t v;
+        int r;
+
+        session_params_default(srv, p);
+        if ((r = json_get_uint(body, "timeout_s", UINT32_MAX, &v, ret_err)) < 0)
+                return r;
+        if (r > 0) {
+                if (v == 0)
+                        return *ret_err = "timeout_s", -EINVAL;
+                p->timeout_ms = MIN(v * 1000, cfg->session_timeout_ms);
+        }
+        if ((r = json_get_uint(body, "idle_timeout_s", UINT32_MAX, &v, ret_err)) < 0)
+                return r;
+        if (r > 0) {
+                if (v == 0)
+                        return *ret_err = "idle_timeout_s", -EINVAL;
+                p->idle_timeout_ms = MIN(v * 1000, cfg->session_idle_timeout_ms);
+        }
+        if ((r = json_get_uint(body, "memory_mb", UINT32_MAX, &v, ret_err)) < 0)
+                return r;
+        if (r > 0) {
+                if (v < 8)
+                        return *ret_err = "memory_mb (at least 8)", -EINVAL;
+                p->limits.memory_bytes = MIN(v << 20, cfg->memory_limit);
+        }
+        if ((r = json_get_uint(body, "cpu_pct", UINT32_MAX, &v, ret_err)) < 0)
+                return r;
+        if (r > 0) {
+                if (v == 0)
+                        return *ret_err = "cpu_pct", -EINVAL;
+                p->limits.cpu_pct = MIN(v, cfg->cpu_limit);
+        }
+        p->env = json_object_get(body, "env");
+        if (p->env && !json_is_null(p->env) && !json_object_of_strings(p->env, true))
+                return *ret_err = "env (an object of strings, names without '=')", -EINVAL;
+        p->labels = json_object_get(body, "labels");
+        if (p->labels && !json_is_null(p->labels) && !json_object_of_strings(p->labels, false))
+                return *ret_err = "labels (an object of strings)", -EINVAL;
+        if (json_object_size(p->labels) > 64)
+                return *ret_err = "labels (at most 64)", -EINVAL;
+        return 0;
+}
+
+/* --- sandboxes --------------------------------------------------------- */
+
+/* Get a sandbox for a new session. Today it starts one (it becomes ready
+ * asynchronously); the pool (issue 5) will hand out a warm one here. */
+static int session_take_sandbox(server *srv, const sp_limits *limits, session *s, sp_error *err) {
+        const sp_config *cfg = &srv->config.cfg;
+        sp_sandbox_spec spec = {};
+        int r;
+
+        r = sp_idslot_acquire(IDSLOT_DIR, cfg->id_base, srv->n_slots, srv->slot_hint++ % srv->n_slots, &s->slot);
+        if (r == -EBUSY)
+                return sp_error_set(err, r, "every host id range is in use");
+        if (r < 0)
+                return sp_error_set(err, r, "cannot claim a host id range in %s: %s", IDSLOT_DIR, strerror(-r));
+        snprintf(s->name, sizeof(s->name), "sb-%" PRIu64, ++srv->sandbox_counter);
+        spec.name = s->name;
+        spec.rootfs = cfg->rootfs;
+        spec.stage_dir = srv->stage_dir;
+        spec.id_base = s->slot.base;
+        spec.limits = *limits;
+        spec.cgroups = srv->cgroups;
+        spec.seccomp = srv->seccomp;
+        usec_t t0 = now_mono();
+        r = sp_sandbox_start(&spec, &s->sb, err);
+        /* The parent's half of the setup runs on the loop: watch its cost. */
+        log_full(LOG_DEBUG, s->id, "sp_sandbox_start() took %.2f ms", (now_mono() - t0) / 1000.0);
+        if (r < 0) {
+                sp_idslot_release(&s->slot);
+                srv->metrics.sandbox_failures++;
+                return r;
+        }
+        srv->metrics.sandboxes_started++;
+        srv->n_sandboxes++;
+        return 0;
+}
+
+/* --- events ------------------------------------------------------------ */
+
+static void session_set_ready(session *s, int error, const char *msg) {
+        session_ready_fn cb = s->ready_cb;
+        void *ud = s->ready_userdata;
+
+        s->ready_cb = NULL;
+        if (error == 0) {
+                s->state = SESSION_READY;
+                s->srv->n_starting--;
+                if (!s->oneshot)
+                        s->srv->n_sessions++;
+                s->last_activity_mono = now_mono();
+                session_rearm_timer(s);
+                log_session(LOG_INFO, s->id, "ready (sandbox %s, uid %u, %.1f ms)", s->name, (unsigned) s->owner,
+                            (now_mono() - s->created_mono) / 1000.0);
+                notify_status(s->srv);
+        }
+        if (cb)
+                cb(s, error, msg, ud);
+        else
+                /* nobody waits for it (the client went away): nobody can use it */
+                session_end_later(s, "start abandoned");
+}
+
+static int on_sandbox_control(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        session *s = userdata;
+        sp_event ev;
+        int r;
+
+        /* Drain every event; stop as soon as the session starts ending. */
+        while (s->state != SESSION_ENDING && !s->end_src) {
+                r = sp_sandbox_next_event(s->sb, &ev);
+                if (r == -EAGAIN)
+                        break;
+                if (r < 0) {
+                        if (s->state == SESSION_STARTING)
+                                session_set_ready(s, r, "the sandbox's PID 1 went away during setup");
+                        session_end_later(s, "sandbox control socket closed");
+                        break;
+                }
+                switch (ev.type) {
+                case SP_EVENT_READY:
+                        if (s->state == SESSION_STARTING)
+                                session_set_ready(s, 0, NULL);
+                        break;
+                case SP_EVENT_FAILED:
+                        s->srv->metrics.sandbox_failures++;
+                        log_session(LOG_ERR, s->id, "sandbox %s failed to start: %s", s->name, ev.error.message);
+                        if (s->state == SESSION_STARTING)
+                                session_set_ready(s, ev.error.code < 0 ? ev.error.code : -EIO, ev.error.message);
+                        session_end_later(s, "sandbox setup failed");
+                        break;
+                case SP_EVENT_STARTED:
+                case SP_EVENT_EXITED:
+                        exec_handle_event(s, &ev);
+                        break;
+                default:
+                        break;
+                }
+        }
+        return 0;
+}
+
+static int on_sandbox_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        session *s = userdata;
+
+        /* Let any events PID 1 sent before dying be read first. */
+        on_sandbox_control(NULL, -1, 0, s);
+        s->pidfd_src = sd_event_source_disable_unref(s->pidfd_src);
+        if (s->state == SESSION_ENDING || s->end_src)
+                return 0;
+        log_session(LOG_WARNING, s->id, "sandbox %s: PID 1 died", s->name);
+        if (s->state == SESSION_STARTING)
+                session_set_ready(s, -ECHILD, "the sandbox's PID 1 died during setup");
+        session_end_later(s, "sandbox died");
+        return 0;
+}
+
+static int on_session_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        session *s = userdata;
+        usec_t now = now_mono();
+
+        if (now >= s->created_mono + s->timeout_ms * USEC_PER_MSEC) {
+                s->srv->metrics.sessions_expired++;
+                session_destroy(s, "lifetime reached");
+                return 0;
+        }
+        if (s->n_jobs == 0 && now >= s->last_activity_mono + s->idle_timeout_ms * USEC_PER_MSEC) {
+                s->srv->metrics.sessions_expired++;
+                session_destroy(s, "idle timeout");
+                return 0;
+        }
+        session_rearm_timer(s);
+        return 0;
+}
+
+void session_rearm_timer(session *s) {
+        usec_t end = s->created_mono + s->timeout_ms * USEC_PER_MSEC;
+        usec_t idle = s->last_activity_mono + s->idle_timeout_ms * USEC_PER_MSEC;
+        usec_t now = now_mono();
+
+        if (s->state != SESSION_READY || !s->timer)
+                return;
+        /* While a command runs the session is not idle: check again later. */
+        if (s->n_jobs > 0 && idle <= now)
+                idle = now + s->idle_timeout_ms * USEC_PER_MSEC;
+        (void) sd_event_source_set_time(s->timer, MIN(end, idle));
+        (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
+}
+
+void session_touch(session *s) {
+        s->last_activity_mono = now_mono();
+}
+
+/* --- lifecycle --------------------------------------------------------- */
+
+int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot, session_ready_fn cb,
+                void *userdata, session **ret, sp_error *err) {
+        const sp_config *cfg = &srv->config.cfg;
+        session *s;
+        int r;
+
+        if (srv->n_sandboxes >= cfg->max_pool_size) {
+                srv->metrics.no_capacity++;
+                return sp_error_set(err, -EBUSY, "all %u sandboxes are in use", cfg->max_pool_size);
+        }
+        if (cfg->max_sessions_per_uid > 0) {
+                unsigned n = 0;
+                for (session *i = srv->sessions; i; i = i->next)
+                        n += i->owner == owner;
+                if (n >= cfg->max_sessions_per_uid) {
+                        srv->metrics.no_capacity++;
+                        return sp_error_set(err, -EBUSY, "uid %u already has %u sessions (the limit)",
+                                            (unsigned) owner, n);
+                }
+        }
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return sp_error_set(err, -ENOMEM, "out of memory");
+        s->srv = srv;
+        s->slot.lock_fd = -EBADF;
+        s->owner = owner;
+        s->oneshot = oneshot;
+        s->state = SESSION_STARTING;
+        s->created_real = now_real();
+        s->created_mono = s->last_activity_mono = now_mono();
+        s->timeout_ms = p->timeout_ms;
+        s->idle_timeout_ms = p->idle_timeout_ms;
+        s->limits = p->limits;
+        s->env = p->env && json_is_object(p->env) ? json_deep_copy(p->env) : json_object();
+        s->labels = p->labels && json_is_object(p->labels) ? json_deep_copy(p->labels) : json_object();
+        s->ready_cb = cb;
+        s->ready_userdata = userdata;
+        r = random_id_hex(s->id, 16);
+        if (r < 0 || !s->env || !s->labels) {
+                json_decref(s->env);
+                json_decref(s->labels);
+                free(s);
+                return sp_error_set(err, r < 0 ? r : -ENOMEM, "cannot create a session id");
+        }
+
+        r = session_take_sandbox(srv, &s->limits, s, err);
+        if (r < 0) {
+                json_decref(s->env);
+                json_decref(s->labels);
+                free(s);
+                return r;
+        }
+        srv->n_starting++;
+        s->next = srv->sessions;
+        if (srv->sessions)
+                srv->sessions->prev = s;
+        srv->sessions = s;
+
+        r = sd_event_add_io(srv->event, &s->ctrl_src, sp_sandbox_control_fd(s->sb), EPOLLIN, on_sandbox_control, s);
+        if (r >= 0)
+                r = sd_event_add_io(srv->event, &s->pidfd_src, sp_sandbox_pidfd(s->sb), EPOLLIN, on_sandbox_pidfd, s);
+        if (r >= 0)
+                r = sd_event_add_time(srv->event, &s->timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC, on_session_timer, s);
+        if (r < 0) {
+                s->ready_cb = NULL;
+                session_destroy(s, "setup failed");
+                return sp_error_set(err, r, "cannot watch the sandbox: %s", strerror(-r));
+        }
+        log_session(LOG_INFO, s->id, "%s for uid %u: starting sandbox %s", oneshot ? "run" : "session",
+                    (unsigned) owner, s->name);
+        *ret = s;
+        return 0;
+}
+
+session *session_lookup(server *srv, const char *id, uid_t uid, bool admin) {
+        for (session *s = srv->sessions; s; s = s->next) {
+                if (s->state != SESSION_READY || s->oneshot || s->end_src)
+                        continue;
+                if (!streq(s->id, id))
+                        continue;
+                return admin || s->owner == uid ? s : NULL;
+        }
+        return NULL;
+}
+
+void session_destroy(session *s, const char *reason) {
+        server *srv = s->srv;
+        usec_t t0 = now_mono();
+        int r;
+
+        if (s->state == SESSION_ENDING)
+                return;
+        if (s->state == SESSION_STARTING)
+                srv->n_starting--;
+        else if (!s->oneshot)
+                srv->n_sessions--;
+        s->state = SESSION_ENDING;
+        s->end_reason = reason;
+        if (s->prev)
+                s->prev->next = s->next;
+        else
+                srv->sessions = s->next;
+        if (s->next)
+                s->next->prev = s->prev;
+
+        s->ctrl_src = sd_event_source_disable_unref(s->ctrl_src);
+        s->pidfd_src = sd_event_source_disable_unref(s->pidfd_src);
+        s->timer = sd_event_source_disable_unref(s->timer);
+        s->end_src = sd_event_source_disable_unref(s->end_src);
+
+        /* Kill first, so that every command's EOF and exit are final. */
+        (void) sp_sandbox_kill(s->sb);
+        exec_abort_all(s, reason);
+        if (s->ready_cb) {
+                session_ready_fn cb = s->ready_cb;
+                s->ready_cb = NULL;
+                cb(s, -ECANCELED, reason, s->ready_userdata);
+        }
+        usec_t t1 = now_mono();
+        r = sp_sandbox_destroy(s->sb);
+        log_full(LOG_DEBUG, s->id, "sp_sandbox_destroy() took %.2f ms", (now_mono() - t1) / 1000.0);
+        if (r < 0)
+                log_session(LOG_WARNING, s->id, "destroying sandbox %s: %s", s->name, strerror(-r));
+        s->sb = NULL;
+        /* only now: the ids are free once PID 1 and every process are gone */
+        sp_idslot_release(&s->slot);
+        srv->n_sandboxes--;
+        srv->metrics.sessions_ended++;
+        log_session(LOG_INFO, s->id, "ended (%s), sandbox %s destroyed in %.2f ms", reason, s->name,
+                    (now_mono() - t0) / 1000.0);
+        json_decref(s->env);
+        json_decref(s->labels);
+        free(s);
+        notify_status(srv);
+}
+
+static int on_session_end(sd_event_source *src, void *userdata) {
+        session *s = userdata;
+
+        session_destroy(s, s->end_reason ? s->end_reason : "ended");
+        return 0;
+}
+
+void session_end_later(session *s, const char *reason) {
+        if (s->state == SESSION_ENDING || s->end_src)
+                return;
+        s->end_reason = reason;
+        if (sd_event_add_defer(s->srv->event, &s->end_src, on_session_end, s) < 0)
+                session_destroy(s, reason); /* no memory for the defer: now, then */
+}
+
+void session_destroy_all(server *srv, const char *reason) {
+        /* Kill them all first, so that they die in parallel, then reap. */
+        for (session *s = srv->sessions; s; s = s->next)
+                (void) sp_sandbox_kill(s->sb);
+        while (srv->sessions)
+                session_destroy(srv->sessions, reason);
+}
+
+json_t *session_to_json(session *s, bool with_usage) {
+        json_t *j;
+
+        j = json_pack("{s:s,s:i,s:s,s:o,s:o,s:o,s:o,s:I,s:I,s:{s:I,s:i,s:i,s:I},s:O,s:i,s:s}",
+                      "id", s->id,
+                      "owner_uid", (int) s->owner,
+                      "state", s->state == SESSION_READY ? (s->n_jobs ? "busy" : "ready") : "starting",
+                      "created_at", json_time(s->created_real),
+                      "expires_at", json_time(s->created_real + s->timeout_ms * USEC_PER_MSEC),
+                      "last_activity_at", json_time(s->created_real + (s->last_activity_mono - s->created_mono)),
+                      "idle_expires_at", json_time(s->created_real + (s->last_activity_mono - s->created_mono) +
+                                                   s->idle_timeout_ms * USEC_PER_MSEC),
+                      "timeout_s", (json_int_t) (s->timeout_ms / 1000),
+                      "idle_timeout_s", (json_int_t) (s->idle_timeout_ms / 1000),
+                      "limits",
+                      "memory_mb", (json_int_t) (s->limits.memory_bytes >> 20),
+                      "cpu_pct", (int) s->limits.cpu_pct,
+                      "pids", (int) s->limits.pids,
+                      "disk_mb", (json_int_t) (s->limits.disk_bytes >> 20),
+                      "labels", s->labels,
+                      "running_commands", (int) s->n_jobs,
+                      "sandbox", s->name);
+        if (j && with_usage && s->sb) {
+                sp_sandbox_stats st = {};
+                if (sp_sandbox_stats_read(s->sb, &st) >= 0)
+                        json_object_set_new(j, "usage",
+                                            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
+                                                      "memory_current", (json_int_t) st.cgroup.memory_current,
+                                                      "memory_peak", (json_int_t) st.cgroup.memory_peak,
+                                                      "cpu_usec", (json_int_t) st.cgroup.cpu_usage_usec,
+                                                      "pids_current", (json_int_t) st.cgroup.pids_current,
+                                                      "oom_kills", (json_int_t) st.cgroup.oom_kills,
+                                                      "nr_throttled", (json_int_t) st.cgroup.nr_throttled));
+                else
+                        json_object_set_new(j, "usage", json_null());
+        }
+        return j;
+}

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* A session: one sandbox handed to one client uid, with a lifetime and an
+ * idle timeout enforced by one timer, and the commands running in it. */
+
+#include "idslot.h"
+#include "server.h"
+
+/* Claimed with flock() here, shared with `sandpoold run` and any other
+ * daemon on the host: two live sandboxes never share a host id range. */
+#define IDSLOT_DIR "/run/sandpool/ids"
+
+typedef enum session_state {
+        SESSION_STARTING, /* the sandbox's PID 1 is still setting up */
+        SESSION_READY,
+        SESSION_ENDING,   /* removed from the list, being torn down */
+} session_state;
+
+/* Called once when the sandbox is ready (error 0) or failed to start
+ * (error < 0, message says why). */
+typedef void (*session_ready_fn)(session *s, int error, const char *message, void *userdata);
+
+struct session {
+        server *srv;
+        session *prev, *next;
+        char id[33];          /* 128 random bits, hex */
+        uid_t owner;
+        bool oneshot;         /* POST /v1/run: not listed, ends with its command */
+        session_state state;
+
+        sp_sandbox *sb;
+        sp_idslot slot;
+        char name[32];        /* sandbox name, "sb-<counter>" */
+        sd_event_source *ctrl_src, *pidfd_src, *timer, *end_src;
+
+        usec_t created_real, created_mono, last_activity_mono;
+        uint64_t timeout_ms, idle_timeout_ms;
+        sp_limits limits;
+        json_t *env;          /* object: default environment for its commands */
+        json_t *labels;       /* object of strings */
+        const char *end_reason;
+
+        exec_job *jobs;
+        unsigned n_jobs;
+
+        session_ready_fn ready_cb;
+        void *ready_userdata;
+};
+
+typedef struct session_params {
+        uint64_t timeout_ms, idle_timeout_ms;
+        sp_limits limits;
+        json_t *env;    /* borrowed, may be NULL */
+        json_t *labels; /* borrowed, may be NULL */
+} session_params;
+
+void session_params_default(server *srv, session_params *p);
+/* Validate the optional body of POST /v1/sessions against the config. 0, or
+ * -EINVAL with *ret_err naming the field. */
+int session_params_from_json(server *srv, json_t *body, session_params *p, const char **ret_err);
+
+/* Take a sandbox (today: start one; the pool will hand out a warm one) and
+ * call cb when it is ready. -EBUSY when every slot is in use. */
+int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
+                session_ready_fn cb, void *userdata, session **ret, sp_error *err);
+/* The session with that id, if uid may see it (owner or admin); else NULL,
+ * the same for "not yours" as for "does not exist". */
+session *session_lookup(server *srv, const char *id, uid_t uid, bool admin);
+void session_touch(session *s);
+/* Tear it down now: kill everything, answer every waiting request, destroy
+ * the sandbox (blocks ~1 ms while the kernel reaps PID 1), free. */
+void session_destroy(session *s, const char *reason);
+/* The same, from the next loop iteration: safe inside the session's own
+ * event callbacks. */
+void session_end_later(session *s, const char *reason);
+void session_destroy_all(server *srv, const char *reason);
+/* The session's JSON (GET /v1/sessions/{id}, list, create); with_usage
+ * reads the cgroup. */
+json_t *session_to_json(session *s, bool with_usage);
+void session_rearm_timer(session *s);
+
+/* exec.c */
+typedef struct exec_params {
+        char **argv;          /* owned, NULL-terminated */
+        char **envp;          /* owned */
+        char *cwd;            /* owned, may be NULL */
+        char *stdin_data;     /* owned, may be NULL */
+        size_t stdin_len;
+        uint64_t timeout_ms;
+        uint64_t max_output;
+        bool stream;
+} exec_params;
+
+void exec_params_done(exec_params *p);
+/* Parse and validate an exec body; on error -EINVAL and *ret_err says why. */
+int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, char **ret_err);
+/* Start the command for the request: the reply (buffered) or the stream
+ * end comes when it exits. Returns 0, or -errno with err filled (nothing
+ * started). */
+int exec_start(session *s, exec_params *p, request *r, sp_error *err);
+/* The request is gone (client disconnected): kill the command, forget the
+ * request; the job frees itself when the command exits. */
+void exec_detach_request(exec_job *j);
+/* The session is ending: finish every job now as killed. */
+void exec_abort_all(session *s, const char *why);
+/* A runtime event for one of the session's jobs. */
+void exec_handle_event(session *s, const sp_event *ev);
+/* The stream reader drained its queue: read the pipes again. */
+void exec_stream_drained(exec_job *j);
