@@ -903,3 +903,10 @@ int sp_cgroup_manager_sweep(sp_cgroup_manager *m, sp_cgroup_stale_fn is_stale, v
         }
         return removed;
 }
+
+int sp_cgroup_set_limits(sp_cgroup *cg, const sp_limits *limits, sp_error *err) {
+        int r = sp_cgroup_limits_validate(limits, err);
+        if (r < 0)
+                return r;
+        return cg->manager->backend->apply_limits(cg, limits, err);
+}

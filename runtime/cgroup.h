@@ -89,3 +89,8 @@ const char *sp_cgroup_path(const sp_cgroup *cg);
  * left. Returns how many were removed. */
 typedef bool (*sp_cgroup_stale_fn)(const char *name, void *userdata);
 int sp_cgroup_manager_sweep(sp_cgroup_manager *m, sp_cgroup_stale_fn is_stale, void *userdata);
+
+/* Write new limits into a live sandbox's cgroup (a pooled sandbox handed
+ * to a session that asked for less). Lowering memory below what is in use
+ * fails with -EBUSY on v1. */
+int sp_cgroup_set_limits(sp_cgroup *cg, const sp_limits *limits, sp_error *err);

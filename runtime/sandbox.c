@@ -471,3 +471,9 @@ int sp_sandbox_destroy(sp_sandbox *sb) {
         sandbox_free(sb);
         return r;
 }
+
+int sp_sandbox_set_limits(sp_sandbox *sb, const sp_limits *limits, sp_error *err) {
+        if (!sb->cgroup)
+                return sp_error_set(err, -ENODATA, "sandbox %s has no cgroup", sb->name);
+        return sp_cgroup_set_limits(sb->cgroup, limits, err);
+}

@@ -128,3 +128,7 @@ int sp_sandbox_kill(sp_sandbox *sb);
 /* Kill, wait for PID 1 to be reaped, remove the cgroup, free. Blocks until
  * the kernel has let go (~0.3 ms). Returns the first cleanup error. */
 int sp_sandbox_destroy(sp_sandbox *sb);
+
+/* Change memory, cpu and pids limits of a live sandbox (the disk quota is
+ * fixed at creation: limits->disk_bytes must equal the original). */
+int sp_sandbox_set_limits(sp_sandbox *sb, const sp_limits *limits, sp_error *err);

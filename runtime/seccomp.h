@@ -27,7 +27,8 @@ static inline void sp_policy_freep(sp_policy **p) {
 }
 #define _cleanup_policy_ _cleanup_(sp_policy_freep)
 
-/* Read-only view of one parsed rule, in file order (tests, sandpoolctl). */
+/* Read-only view of one parsed rule, in file order: for tests and for
+ * diagnostics (which rules a loaded policy holds). */
 typedef struct sp_policy_rule_info {
         const char *syscall; /* name as written in the policy */
         int nr;              /* native syscall number */

@@ -159,15 +159,30 @@ void api_run(request *r) {
         session_params_default(r->srv, &sp);
         /* the command's own timeout bounds the sandbox's life */
         sp.timeout_ms = p->timeout_ms + 10000;
-        k = session_new(r->srv, r->cl->uid, &sp, true, run_ready, r, &s, &err);
-        if (k < 0) {
-                exec_params_done(p);
-                if (k == -EBUSY)
-                        return reply_error(r, 429, "no_capacity", "%s", err.message);
-                return reply_error(r, 500, "internal", "cannot create a sandbox: %s", err.message);
-        }
-        r->pending_session = s;
+        if (r->op_free) /* from an earlier attempt that waited for capacity */
+                r->op_free(r->op_data);
         r->op_data = TAKE_PTR(p);
         r->op_free = exec_params_free;
+        k = session_new(r->srv, r->cl->uid, &sp, true, run_ready, r, &s, &err);
+        if (k == -EBUSY) {
+                if (request_wait_capacity(r))
+                        return;
+                r->srv->metrics.no_capacity++;
+                return reply_error(r, 429, "no_capacity", "%s", err.message);
+        }
+        if (k == -EDQUOT)
+                return reply_error(r, 429, "no_capacity", "%s", err.message);
+        if (k == -ESHUTDOWN)
+                return reply_error(r, 503, "shutting_down", "the daemon is shutting down");
+        if (k < 0)
+                return reply_error(r, 500, "internal", "cannot create a sandbox: %s", err.message);
+        if (k > 0) {
+                /* a warm sandbox: start at once */
+                exec_begin(r, s, r->op_data);
+                if (!r->job)
+                        session_end_later(s, "run failed to start");
+                return;
+        }
+        r->pending_session = s;
         request_suspend(r);
 }

@@ -4,24 +4,29 @@
 #include <stdio.h>
 
 #include "build-config.h"
+#include "pool.h"
 #include "session.h"
 
 void api_health(request *r) {
         const server *srv = r->srv;
         const sp_config *cfg = &srv->config.cfg;
+        pool_stats ps = {};
 
+        if (srv->pool)
+                pool_get_stats(srv->pool, &ps);
         reply_json(r, 200,
-                   json_pack("{s:s,s:s,s:{s:s},s:{s:i,s:i,s:i,s:i,s:i},s:i,s:{s:I,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I}}",
+                   json_pack("{s:s,s:s,s:{s:s},s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i},s:i,s:{s:I,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I}}",
                              "status", srv->shutting_down ? "draining" : "ok",
                              "version", SANDPOOL_VERSION,
                              "cgroup", "mode", sp_cgroup_mode_to_string(sp_cgroup_manager_mode(srv->cgroups)),
                              "pool",
-                             /* no warm pool yet: every sandbox is started on demand */
-                             "available", 0,
-                             "allocated", (int) (srv->n_sandboxes - srv->n_starting),
-                             "warming", (int) srv->n_starting,
-                             "total", (int) srv->n_sandboxes,
+                             "available", (int) ps.available,
+                             "allocated", (int) ps.allocated,
+                             "warming", (int) ps.warming,
+                             "total", (int) ps.total,
                              "max_capacity", (int) cfg->max_pool_size,
+                             "destroying", (int) ps.destroying,
+                             "target", (int) ps.target,
                              "active_sessions", (int) srv->n_sessions,
                              "limits",
                              "memory_limit", (json_int_t) cfg->memory_limit,
@@ -33,6 +38,20 @@ void api_health(request *r) {
                              "max_upload", (json_int_t) cfg->max_upload,
                              "session_timeout_ms", (json_int_t) cfg->session_timeout_ms,
                              "session_idle_timeout_ms", (json_int_t) cfg->session_idle_timeout_ms));
+}
+
+static void histogram(FILE *f, const char *name, const char *help, const pool_histogram *h) {
+        uint64_t cum = 0;
+
+        fprintf(f, "# HELP sandpool_%s %s\n# TYPE sandpool_%s histogram\n", name, help, name);
+        for (int i = 0; i < POOL_HIST_BUCKETS; i++) {
+                cum += h->counts[i];
+                if (h->le_usec[i] == UINT64_MAX)
+                        fprintf(f, "sandpool_%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
+                else
+                        fprintf(f, "sandpool_%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, h->le_usec[i] / 1e6, cum);
+        }
+        fprintf(f, "sandpool_%s_sum %g\nsandpool_%s_count %" PRIu64 "\n", name, h->sum_usec / 1e6, name, h->count);
 }
 
 void api_metrics(request *r) {
@@ -68,9 +87,33 @@ void api_metrics(request *r) {
         COUNTER("no_capacity_total", "Requests refused with 429.", m->no_capacity);
         GAUGE("connections", "Open client connections.", srv->n_clients);
         GAUGE("sessions", "Active sessions.", srv->n_sessions);
-        GAUGE("sandboxes", "Live sandboxes (starting, in use, ending).", srv->n_sandboxes);
-        GAUGE("sandboxes_starting", "Sandboxes still setting up.", srv->n_starting);
-        GAUGE("sandboxes_max", "max_pool_size.", srv->config.cfg.max_pool_size);
+        GAUGE("sessions_starting", "Sessions waiting for a sandbox of their own.", srv->n_starting);
+        GAUGE("capacity_waiters", "Requests waiting for a free sandbox slot.", ({
+                      unsigned n = 0;
+                      for (request *w = srv->capacity_waiters; w; w = w->wait_next)
+                              n++;
+                      n;
+              }));
+        COUNTER("capacity_waits_total", "Requests that had to wait for a free slot.", m->capacity_waits);
+        if (srv->pool) {
+                pool_stats ps;
+                pool_get_stats(srv->pool, &ps);
+                GAUGE("pool_available", "Warm sandboxes ready to hand out.", ps.available);
+                GAUGE("pool_warming", "Sandboxes setting up.", ps.warming);
+                GAUGE("pool_allocated", "Sandboxes in sessions and runs.", ps.allocated);
+                GAUGE("pool_destroying", "Sandboxes being reaped.", ps.destroying);
+                GAUGE("pool_total", "Live sandboxes, all states.", ps.total);
+                GAUGE("pool_max", "max_pool_size.", ps.max_capacity);
+                COUNTER("pool_hits_total", "Sessions served a warm sandbox.", ps.hits);
+                COUNTER("pool_misses_total", "Sessions that needed a sandbox of their own.", ps.misses);
+                COUNTER("pool_created_total", "Sandboxes warmed.", ps.created);
+                COUNTER("pool_failed_total", "Sandbox creations that failed.", ps.failed);
+                COUNTER("pool_died_warm_total", "Warm sandboxes that died unused.", ps.died_warm);
+                COUNTER("pool_destroyed_total", "Sandboxes destroyed.", ps.destroyed);
+                histogram(f, "pool_create_seconds", "Time from start to ready of warmed sandboxes.",
+                          &ps.create_latency);
+                histogram(f, "pool_destroy_seconds", "Time from kill to reaped.", &ps.destroy_latency);
+        }
 #undef COUNTER
 #undef GAUGE
         if (fclose(f) != 0)

@@ -42,10 +42,24 @@ void api_sessions_create(request *r) {
         if (session_params_from_json(r->srv, body, &p, &bad) < 0)
                 return reply_error(r, 400, "bad_request", "invalid value for %s", bad);
         e = session_new(r->srv, r->cl->uid, &p, false, create_ready, r, &s, &err);
-        if (e == -EBUSY)
+        if (e == -EBUSY) {
+                /* every slot taken: wait a little for one to free up */
+                if (request_wait_capacity(r))
+                        return;
+                r->srv->metrics.no_capacity++;
                 return reply_error(r, 429, "no_capacity", "%s", err.message);
+        }
+        if (e == -EDQUOT)
+                return reply_error(r, 429, "no_capacity", "%s", err.message);
+        if (e == -ESHUTDOWN)
+                return reply_error(r, 503, "shutting_down", "the daemon is shutting down");
         if (e < 0)
                 return reply_error(r, 500, "internal", "cannot create a sandbox: %s", err.message);
+        if (e > 0) {
+                /* a warm sandbox from the pool: ready now */
+                r->srv->metrics.sessions_created++;
+                return reply_json(r, 201, session_to_json(s, false));
+        }
         r->pending_session = s;
         request_suspend(r);
 }

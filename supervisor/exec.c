@@ -599,7 +599,8 @@ int exec_start(session *s, exec_params *p, request *r, sp_error *err) {
                         j->in_fd = safe_close(j->in_fd);
         }
         for (int i = 0; i < 2; i++)
-                (void) sd_event_add_io(srv->event, &j->out[i].src, j->out[i].fd, EPOLLIN, on_output, j);
+                if (sd_event_add_io(srv->event, &j->out[i].src, j->out[i].fd, EPOLLIN, on_output, j) >= 0)
+                        (void) sd_event_source_set_priority(j->out[i].src, SD_EVENT_PRIORITY_IMPORTANT);
         (void) sd_event_add_time_relative(srv->event, &j->timer, CLOCK_MONOTONIC, j->timeout_ms * USEC_PER_MSEC, USEC_PER_MSEC,
                                           on_timeout, j);
         if (j->stream)

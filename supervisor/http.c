@@ -280,6 +280,7 @@ static int on_client_hangup(sd_event_source *s, int fd, uint32_t revents, void *
          * disconnect would only show on the next write, and the command
          * the client no longer waits for would run on. */
         r->hup_src = sd_event_source_disable_unref(r->hup_src);
+        log_debug("%s %s: the client hung up (events 0x%x)", r->method, r->url, revents);
         r->aborted = true;
         if (r->stream)
                 r->stream->error = true;
@@ -321,12 +322,120 @@ void request_complete(request *r) {
         request_resume(r);
 }
 
+/* --- waiting for capacity ---------------------------------------------- */
+
+static void capacity_unlink(request *r) {
+        for (request **pp = &r->srv->capacity_waiters; *pp; pp = &(*pp)->wait_next)
+                if (*pp == r) {
+                        *pp = r->wait_next;
+                        break;
+                }
+        r->wait_next = NULL;
+        r->waiting_capacity = false;
+}
+
+static int on_capacity_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        request *r = userdata;
+
+        capacity_unlink(r);
+        r->capacity_timer = sd_event_source_disable_unref(r->capacity_timer);
+        r->srv->metrics.no_capacity++;
+        reply_error(r, 429, "no_capacity", "all %u sandboxes are in use", r->srv->config.cfg.max_pool_size);
+        request_complete(r);
+        return 0;
+}
+
+bool request_wait_capacity(request *r) {
+        server *srv = r->srv;
+        usec_t now = now_mono();
+
+        if (srv->shutting_down || r->aborted)
+                return false;
+        if (!r->capacity_deadline) {
+                r->capacity_deadline = now + CAPACITY_WAIT_USEC;
+                srv->metrics.capacity_waits++;
+        }
+        if (now >= r->capacity_deadline)
+                return false;
+        if (!r->waiting_capacity) {
+                request **pp = &srv->capacity_waiters;
+                while (*pp)
+                        pp = &(*pp)->wait_next;
+                *pp = r;
+                r->waiting_capacity = true;
+        }
+        if (!r->capacity_timer &&
+            sd_event_add_time(srv->event, &r->capacity_timer, CLOCK_MONOTONIC, r->capacity_deadline, USEC_PER_MSEC,
+                              on_capacity_timeout, r) < 0) {
+                capacity_unlink(r);
+                return false;
+        }
+        request_suspend(r);
+        return true;
+}
+
+/* A slot may be free: let the oldest waiters try again, in order, until
+ * one finds none. Runs from a defer source, never inside the pool's own
+ * callback: a retry takes a sandbox from the pool, and the pool must not
+ * see its lists change under the loop that announced the capacity. */
+static int on_capacity_retry(sd_event_source *src, void *userdata) {
+        server *srv = userdata;
+
+        srv->capacity_retry = sd_event_source_disable_unref(srv->capacity_retry);
+        while (srv->capacity_waiters) {
+                request *r = srv->capacity_waiters;
+
+                srv->capacity_waiters = r->wait_next;
+                r->wait_next = NULL;
+                r->waiting_capacity = false;
+                if (r->aborted) {
+                        r->capacity_timer = sd_event_source_disable_unref(r->capacity_timer);
+                        continue;
+                }
+                r->route->handler(r);
+                if (r->waiting_capacity) {
+                        /* still none: back to the head of the line */
+                        capacity_unlink(r);
+                        r->wait_next = srv->capacity_waiters;
+                        srv->capacity_waiters = r;
+                        r->waiting_capacity = true;
+                        break;
+                }
+                r->capacity_timer = sd_event_source_disable_unref(r->capacity_timer);
+                if (r->reply)
+                        request_complete(r);
+        }
+        return 0;
+}
+
+void server_capacity_changed(void *userdata) {
+        server *srv = userdata;
+
+        if (!srv->capacity_waiters || srv->capacity_retry)
+                return;
+        (void) sd_event_add_defer(srv->event, &srv->capacity_retry, on_capacity_retry, srv);
+}
+
+void server_cancel_capacity_waiters(server *srv) {
+        srv->capacity_retry = sd_event_source_disable_unref(srv->capacity_retry);
+        while (srv->capacity_waiters) {
+                request *r = srv->capacity_waiters;
+                capacity_unlink(r);
+                r->capacity_timer = sd_event_source_disable_unref(r->capacity_timer);
+                reply_error(r, 503, "shutting_down", "the daemon is shutting down");
+                request_complete(r);
+        }
+}
+
 /* --- the access handler ------------------------------------------------ */
 
 static void request_free(request *r) {
         if (!r)
                 return;
         r->hup_src = sd_event_source_disable_unref(r->hup_src);
+        if (r->waiting_capacity)
+                capacity_unlink(r);
+        r->capacity_timer = sd_event_source_disable_unref(r->capacity_timer);
         if (r->job) {
                 r->srv->metrics.execs_aborted++;
                 exec_detach_request(r->job);
@@ -379,6 +488,8 @@ static enum MHD_Result request_queue(request *r) {
         if (!r->reply)
                 return MHD_NO;
         ret = MHD_queue_response(r->conn, r->reply_status, r->reply);
+        if (ret != MHD_YES)
+                log_debug("%s %s: MHD_queue_response(%u) failed", r->method, r->url, r->reply_status);
         MHD_destroy_response(r->reply); /* MHD holds its own reference */
         r->reply = NULL;
         r->queued = true;
@@ -507,8 +618,10 @@ enum MHD_Result http_access_handler(void *cls, struct MHD_Connection *conn, cons
                 return MHD_YES;
         }
 
-        if (r->aborted)
+        if (r->aborted) {
+                log_debug("%s %s: closing, the client is gone", method, url);
                 return MHD_NO; /* close: the client is gone */
+        }
         if (*upload_data_size > 0) {
                 if (!r->queued)
                         request_body_data(r, upload_data, *upload_data_size);

@@ -10,14 +10,18 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "pool.h"
 #include "server.h"
 #include "session.h"
 
 /* Enough for 1000 idle clients and then some; RLIMIT_NOFILE is raised to
  * match in main(). MHD's default is FD_SETSIZE-4 even with epoll. */
 #define CONNECTION_LIMIT 4096u
-/* Per-connection memory: headers beyond it are answered 431. */
-#define CONNECTION_MEMORY 32768u
+/* Per-connection memory: headers beyond it are answered 431. Above 32 KiB
+ * libmicrohttpd 0.9.75 mmap()s each connection's pool instead of taking it
+ * from malloc: after a burst of 1000 connections the memory goes back to
+ * the kernel at close instead of staying in the heap. */
+#define CONNECTION_MEMORY (40u * 1024u)
 /* Idle keep-alive connections are closed after this. */
 #define CONNECTION_IDLE_S 60u
 
@@ -217,6 +221,12 @@ int server_start_http(server *srv) {
         if (r < 0)
                 return log_error_errno(r, "Failed to add the HTTP kick source");
         (void) sd_event_source_set_enabled(srv->mhd_kick, SD_EVENT_OFF);
+        /* Requests first: starting a sandbox for the pool blocks the loop
+         * for its parent-side setup (several ms), and a response already
+         * queued must not wait behind it. */
+        (void) sd_event_source_set_priority(srv->mhd_io, SD_EVENT_PRIORITY_IMPORTANT);
+        (void) sd_event_source_set_priority(srv->mhd_timer, SD_EVENT_PRIORITY_IMPORTANT);
+        (void) sd_event_source_set_priority(srv->mhd_kick, SD_EVENT_PRIORITY_IMPORTANT);
         server_kick(srv);
         return 0;
 }
@@ -269,10 +279,15 @@ void server_begin_shutdown(server *srv, const char *why) {
         srv->shutting_down = true;
         srv->shutdown_started = t = now_mono();
         notify_stopping();
-        log_info("Shutting down (%s): %u sessions, %u sandboxes", why, srv->n_sessions, srv->n_sandboxes);
+        log_info("Shutting down (%s): %u sessions", why, srv->n_sessions);
         /* Every command killed, every sandbox destroyed, every waiting
          * request answered; what remains is to let the answers go out. */
+        server_cancel_capacity_waiters(srv);
         session_destroy_all(srv, "shutdown");
+        /* Kill what is left (warm, warming, being reaped) in parallel and
+         * reap it all now: after this no sandbox process exists. */
+        pool_free(srv->pool);
+        srv->pool = NULL;
         log_info("All sandboxes destroyed in %.1f ms", (now_mono() - t) / 1000.0);
         server_kick(srv);
         (void) sd_event_add_time(srv->event, &srv->drain_timer, CLOCK_MONOTONIC, now_mono(), USEC_PER_MSEC,

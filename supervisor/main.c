@@ -10,6 +10,7 @@
 
 #include "build-config.h"
 #include "log.h"
+#include "pool.h"
 #include "run.h"
 #include "server.h"
 #include "session.h"
@@ -123,6 +124,8 @@ static void raise_nofile(void) {
                 log_info("RLIMIT_NOFILE is %llu (hard limit)", (unsigned long long) rl.rlim_cur);
 }
 
+static void pool_config(server *srv, pool_env *env, pool_options *o);
+
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         server *srv = userdata;
 
@@ -169,6 +172,12 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         sp_config_set_done(&srv->config);
         srv->config = fresh;
         resolve_admin_group(srv);
+        if (srv->pool) {
+                pool_env env;
+                pool_options o;
+                pool_config(srv, &env, &o);
+                pool_reconfigure(srv->pool, &env, &o);
+        }
         log_info("Reloaded configuration: pool_size=%u max_pool_size=%u memory_limit=%" PRIu64
                  " cpu_limit=%u pids_limit=%u command_timeout=%" PRIu64 "ms",
                  srv->config.cfg.pool_size, srv->config.cfg.max_pool_size, srv->config.cfg.memory_limit,
@@ -176,6 +185,33 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         (void) sd_notify(false, "READY=1");
         notify_status(srv);
         return 0;
+}
+
+static void pool_config(server *srv, pool_env *env, pool_options *o) {
+        const sp_config *cfg = &srv->config.cfg;
+
+        *env = (pool_env) {
+                .rootfs = cfg->rootfs,
+                .stage_dir = srv->stage_dir,
+                .idslot_dir = IDSLOT_DIR,
+                .cgroups = srv->cgroups,
+                .seccomp = srv->seccomp,
+                .limits = {
+                        .memory_bytes = cfg->memory_limit,
+                        .cpu_pct = cfg->cpu_limit,
+                        .pids = cfg->pids_limit,
+                        .disk_bytes = cfg->disk_limit,
+                },
+                .id_base = cfg->id_base,
+                .n_slots = srv->n_slots,
+        };
+        *o = (pool_options) {
+                .pool_size = cfg->pool_size,
+                .min_pool_size = cfg->min_pool_size,
+                .max_pool_size = cfg->max_pool_size,
+                .aggressive_cleanup = cfg->aggressive_cleanup,
+                .idle_timeout_ms = cfg->container_idle_timeout_ms,
+        };
 }
 
 static int setup_runtime(server *srv) {
@@ -234,6 +270,15 @@ static int setup_runtime(server *srv) {
         }
         if (mkdir("/run/sandpool", 0711) < 0 && errno != EEXIST)
                 return log_error_errno(-errno, "Failed to create /run/sandpool");
+
+        {
+                pool_env env;
+                pool_options o;
+                pool_config(srv, &env, &o);
+                r = pool_new(srv->event, &env, &o, server_capacity_changed, srv, &srv->pool);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to create the pool");
+        }
         return 0;
 }
 
@@ -252,6 +297,11 @@ static int serve(server *srv) {
         r = sd_event_new(&srv->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the event loop");
+        /* WatchdogSec= in the unit: sd-event sends WATCHDOG=1 from the loop
+         * itself, so a stuck loop is exactly what stops the pings. */
+        r = sd_event_set_watchdog(srv->event, true);
+        if (r > 0)
+                log_info("systemd watchdog enabled");
         (void) sd_event_add_signal(srv->event, NULL, SIGTERM, on_sigterm, srv);
         (void) sd_event_add_signal(srv->event, NULL, SIGINT, on_sigterm, srv);
         (void) sd_event_add_signal(srv->event, NULL, SIGHUP, on_sighup, srv);
@@ -276,7 +326,11 @@ static int serve(server *srv) {
 }
 
 static void server_done(server *srv) {
+        server_cancel_capacity_waiters(srv);
         session_destroy_all(srv, "exit");
+        /* kills every sandbox left, then reaps them all */
+        pool_free(srv->pool);
+        srv->pool = NULL;
         server_stop_http(srv);
         srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);
         if (srv->cgroups)

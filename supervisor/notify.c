@@ -3,6 +3,7 @@
  * STOPPING when draining. Without NOTIFY_SOCKET these are no-ops. */
 #include <systemd/sd-daemon.h>
 
+#include "pool.h"
 #include "server.h"
 
 void notify_ready(server *srv) {
@@ -11,8 +12,12 @@ void notify_ready(server *srv) {
 }
 
 void notify_status(server *srv) {
-        (void) sd_notifyf(false, "STATUS=%s: %u sessions, %u sandboxes",
-                          srv->shutting_down ? "Draining" : "Serving", srv->n_sessions, srv->n_sandboxes);
+        char pool_text[160] = "";
+
+        if (srv->pool)
+                pool_describe(srv->pool, pool_text, sizeof(pool_text));
+        (void) sd_notifyf(false, "STATUS=%s: %u sessions, %s", srv->shutting_down ? "Draining" : "Serving",
+                          srv->n_sessions, pool_text);
 }
 
 void notify_stopping(void) {

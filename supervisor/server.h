@@ -19,6 +19,7 @@ typedef uint64_t usec_t;
 #define USEC_PER_SEC 1000000ULL
 #define USEC_PER_MSEC 1000ULL
 
+typedef struct pool pool;
 typedef struct server server;
 typedef struct session session;
 typedef struct exec_job exec_job;
@@ -41,6 +42,7 @@ typedef struct server_metrics {
         uint64_t connections_accepted;
         uint64_t header_deadline_closes;
         uint64_t no_capacity;
+        uint64_t capacity_waits;
 } server_metrics;
 
 struct server {
@@ -58,7 +60,7 @@ struct server {
         sp_cgroup_manager *cgroups;
         sp_seccomp_program *seccomp;
         uint32_t n_slots;          /* id ranges we may claim (sp_idslot, cross-process) */
-        uint32_t slot_hint;
+        pool *pool;                /* every sandbox comes from and goes back to it */
         uint64_t sandbox_counter;  /* for unique sandbox names */
 
         /* HTTP */
@@ -76,8 +78,9 @@ struct server {
         /* sessions */
         session *sessions;         /* every session, linked */
         unsigned n_sessions;       /* visible (ready, not one-shot) */
-        unsigned n_sandboxes;      /* live sandboxes, whatever their state */
-        unsigned n_starting;
+        unsigned n_starting;       /* sessions waiting for a sandbox of their own */
+        request *capacity_waiters; /* requests waiting for a free slot, oldest first */
+        sd_event_source *capacity_retry;
 
         /* lifecycle */
         bool shutting_down;
@@ -159,6 +162,10 @@ struct request {
         session *pending_session; /* a session being created for it */
         file_put *put;
         stream_queue *stream;
+        request *wait_next;       /* in srv->capacity_waiters */
+        bool waiting_capacity;
+        usec_t capacity_deadline;
+        sd_event_source *capacity_timer;
         void *op_data; /* run: the parsed exec request, until the sandbox is ready */
         void (*op_free)(void *);
         usec_t started;
@@ -170,6 +177,13 @@ void request_suspend(request *r);
 void request_resume(request *r);
 /* The reply for a suspended request is ready: resume so that it gets queued. */
 void request_complete(request *r);
+/* No free slot: wait (suspended) until capacity appears, then the route's
+ * handler runs again; after CAPACITY_WAIT_USEC the answer is 429. Returns
+ * false when the wait is over: the caller answers 429 itself. */
+bool request_wait_capacity(request *r);
+void server_capacity_changed(void *userdata); /* the pool's callback */
+void server_cancel_capacity_waiters(server *srv);
+#define CAPACITY_WAIT_USEC (2 * USEC_PER_SEC)
 
 void reply_json(request *r, unsigned status, json_t *body); /* steals body */
 _printf_(4, 5) void reply_error(request *r, unsigned status, const char *code, const char *fmt, ...);

@@ -89,58 +89,61 @@ int session_params_from_json(server *srv, json_t *body, session_params *p, const
 
 /* --- sandboxes --------------------------------------------------------- */
 
-/* Get a sandbox for a new session. Today it starts one (it becomes ready
- * asynchronously); the pool (issue 5) will hand out a warm one here. */
-static int session_take_sandbox(server *srv, const sp_limits *limits, session *s, sp_error *err) {
-        const sp_config *cfg = &srv->config.cfg;
-        sp_sandbox_spec spec = {};
+/* Get a sandbox for a new session: a warm one from the pool when there is
+ * one with these limits (ready at once), else one of its own, started now
+ * (ready when its READY event comes), if a slot is free. */
+static int session_take_sandbox(server *srv, const sp_limits *limits, session *s, bool *ret_ready, sp_error *err) {
         int r;
 
-        r = sp_idslot_acquire(IDSLOT_DIR, cfg->id_base, srv->n_slots, srv->slot_hint++ % srv->n_slots, &s->slot);
-        if (r == -EBUSY)
-                return sp_error_set(err, r, "every host id range is in use");
-        if (r < 0)
-                return sp_error_set(err, r, "cannot claim a host id range in %s: %s", IDSLOT_DIR, strerror(-r));
-        snprintf(s->name, sizeof(s->name), "sb-%" PRIu64, ++srv->sandbox_counter);
-        spec.name = s->name;
-        spec.rootfs = cfg->rootfs;
-        spec.stage_dir = srv->stage_dir;
-        spec.id_base = s->slot.base;
-        spec.limits = *limits;
-        spec.cgroups = srv->cgroups;
-        spec.seccomp = srv->seccomp;
+        r = pool_take(srv->pool, limits, &s->ps, err);
+        if (r == 0) {
+                *ret_ready = true;
+                s->sb = s->ps.sb;
+                return 0;
+        }
+        if (r != -EAGAIN && r != -EINVAL)
+                log_session(LOG_WARNING, s->id, "no warm sandbox (%s): starting one", err->message);
+        *err = (sp_error) {};
+        if (!pool_reserve(srv->pool))
+                return sp_error_set(err, -EBUSY, "all %u sandboxes are in use", srv->config.cfg.max_pool_size);
         usec_t t0 = now_mono();
-        r = sp_sandbox_start(&spec, &s->sb, err);
+        r = pool_start_sandbox(srv->pool, limits, &s->ps, err);
         /* The parent's half of the setup runs on the loop: watch its cost. */
-        log_full(LOG_DEBUG, s->id, "sp_sandbox_start() took %.2f ms", (now_mono() - t0) / 1000.0);
+        log_full(LOG_DEBUG, s->id, "starting a sandbox took %.2f ms", (now_mono() - t0) / 1000.0);
         if (r < 0) {
-                sp_idslot_release(&s->slot);
+                pool_unreserve(srv->pool);
                 srv->metrics.sandbox_failures++;
                 return r;
         }
         srv->metrics.sandboxes_started++;
-        srv->n_sandboxes++;
+        s->sb = s->ps.sb;
+        *ret_ready = false;
         return 0;
 }
 
 /* --- events ------------------------------------------------------------ */
+
+static void session_mark_ready(session *s, bool was_starting, bool from_pool) {
+        s->state = SESSION_READY;
+        if (was_starting)
+                s->srv->n_starting--;
+        if (!s->oneshot)
+                s->srv->n_sessions++;
+        s->last_activity_mono = now_mono();
+        session_rearm_timer(s);
+        log_session(LOG_INFO, s->id, "ready (sandbox %s%s, uid %u, %.1f ms)", s->ps.name,
+                    from_pool ? " from the pool" : "", (unsigned) s->owner,
+                    (now_mono() - s->created_mono) / 1000.0);
+        notify_status(s->srv);
+}
 
 static void session_set_ready(session *s, int error, const char *msg) {
         session_ready_fn cb = s->ready_cb;
         void *ud = s->ready_userdata;
 
         s->ready_cb = NULL;
-        if (error == 0) {
-                s->state = SESSION_READY;
-                s->srv->n_starting--;
-                if (!s->oneshot)
-                        s->srv->n_sessions++;
-                s->last_activity_mono = now_mono();
-                session_rearm_timer(s);
-                log_session(LOG_INFO, s->id, "ready (sandbox %s, uid %u, %.1f ms)", s->name, (unsigned) s->owner,
-                            (now_mono() - s->created_mono) / 1000.0);
-                notify_status(s->srv);
-        }
+        if (error == 0)
+                session_mark_ready(s, true, false);
         if (cb)
                 cb(s, error, msg, ud);
         else
@@ -171,7 +174,7 @@ static int on_sandbox_control(sd_event_source *src, int fd, uint32_t revents, vo
                         break;
                 case SP_EVENT_FAILED:
                         s->srv->metrics.sandbox_failures++;
-                        log_session(LOG_ERR, s->id, "sandbox %s failed to start: %s", s->name, ev.error.message);
+                        log_session(LOG_ERR, s->id, "sandbox %s failed to start: %s", s->ps.name, ev.error.message);
                         if (s->state == SESSION_STARTING)
                                 session_set_ready(s, ev.error.code < 0 ? ev.error.code : -EIO, ev.error.message);
                         session_end_later(s, "sandbox setup failed");
@@ -195,7 +198,7 @@ static int on_sandbox_pidfd(sd_event_source *src, int fd, uint32_t revents, void
         s->pidfd_src = sd_event_source_disable_unref(s->pidfd_src);
         if (s->state == SESSION_ENDING || s->end_src)
                 return 0;
-        log_session(LOG_WARNING, s->id, "sandbox %s: PID 1 died", s->name);
+        log_session(LOG_WARNING, s->id, "sandbox %s: PID 1 died", s->ps.name);
         if (s->state == SESSION_STARTING)
                 session_set_ready(s, -ECHILD, "the sandbox's PID 1 died during setup");
         session_end_later(s, "sandbox died");
@@ -244,19 +247,18 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
                 void *userdata, session **ret, sp_error *err) {
         const sp_config *cfg = &srv->config.cfg;
         session *s;
+        bool ready = false;
         int r;
 
-        if (srv->n_sandboxes >= cfg->max_pool_size) {
-                srv->metrics.no_capacity++;
-                return sp_error_set(err, -EBUSY, "all %u sandboxes are in use", cfg->max_pool_size);
-        }
+        if (!srv->pool)
+                return sp_error_set(err, -ESHUTDOWN, "the daemon is shutting down");
         if (cfg->max_sessions_per_uid > 0) {
                 unsigned n = 0;
                 for (session *i = srv->sessions; i; i = i->next)
-                        n += i->owner == owner;
+                        n += i->owner == owner && !i->oneshot;
                 if (n >= cfg->max_sessions_per_uid) {
                         srv->metrics.no_capacity++;
-                        return sp_error_set(err, -EBUSY, "uid %u already has %u sessions (the limit)",
+                        return sp_error_set(err, -EDQUOT, "uid %u already has %u sessions (the limit)",
                                             (unsigned) owner, n);
                 }
         }
@@ -265,7 +267,7 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         if (!s)
                 return sp_error_set(err, -ENOMEM, "out of memory");
         s->srv = srv;
-        s->slot.lock_fd = -EBADF;
+        s->ps.slot.lock_fd = -EBADF;
         s->owner = owner;
         s->oneshot = oneshot;
         s->state = SESSION_STARTING;
@@ -286,7 +288,7 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
                 return sp_error_set(err, r < 0 ? r : -ENOMEM, "cannot create a session id");
         }
 
-        r = session_take_sandbox(srv, &s->limits, s, err);
+        r = session_take_sandbox(srv, &s->limits, s, &ready, err);
         if (r < 0) {
                 json_decref(s->env);
                 json_decref(s->labels);
@@ -303,15 +305,23 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         if (r >= 0)
                 r = sd_event_add_io(srv->event, &s->pidfd_src, sp_sandbox_pidfd(s->sb), EPOLLIN, on_sandbox_pidfd, s);
         if (r >= 0)
+                /* a command's exit is a response waiting to go out */
+                r = sd_event_source_set_priority(s->ctrl_src, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
                 r = sd_event_add_time(srv->event, &s->timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC, on_session_timer, s);
         if (r < 0) {
                 s->ready_cb = NULL;
                 session_destroy(s, "setup failed");
                 return sp_error_set(err, r, "cannot watch the sandbox: %s", strerror(-r));
         }
-        log_session(LOG_INFO, s->id, "%s for uid %u: starting sandbox %s", oneshot ? "run" : "session",
-                    (unsigned) owner, s->name);
         *ret = s;
+        if (ready) {
+                s->ready_cb = NULL;
+                session_mark_ready(s, true, true);
+                return 1;
+        }
+        log_session(LOG_INFO, s->id, "%s for uid %u: starting sandbox %s", oneshot ? "run" : "session",
+                    (unsigned) owner, s->ps.name);
         return 0;
 }
 
@@ -329,7 +339,6 @@ session *session_lookup(server *srv, const char *id, uid_t uid, bool admin) {
 void session_destroy(session *s, const char *reason) {
         server *srv = s->srv;
         usec_t t0 = now_mono();
-        int r;
 
         if (s->state == SESSION_ENDING)
                 return;
@@ -359,17 +368,20 @@ void session_destroy(session *s, const char *reason) {
                 s->ready_cb = NULL;
                 cb(s, -ECANCELED, reason, s->ready_userdata);
         }
-        usec_t t1 = now_mono();
-        r = sp_sandbox_destroy(s->sb);
-        log_full(LOG_DEBUG, s->id, "sp_sandbox_destroy() took %.2f ms", (now_mono() - t1) / 1000.0);
-        if (r < 0)
-                log_session(LOG_WARNING, s->id, "destroying sandbox %s: %s", s->name, strerror(-r));
+        char name[sizeof(s->ps.name)];
+        memcpy(name, s->ps.name, sizeof(name));
+        /* The pool reaps it off the request's path and frees the slot. */
+        if (srv->pool)
+                pool_release(srv->pool, &s->ps);
+        else {
+                int r = sp_sandbox_destroy(s->sb);
+                if (r < 0)
+                        log_session(LOG_WARNING, s->id, "destroying sandbox %s: %s", s->ps.name, strerror(-r));
+                sp_idslot_release(&s->ps.slot);
+        }
         s->sb = NULL;
-        /* only now: the ids are free once PID 1 and every process are gone */
-        sp_idslot_release(&s->slot);
-        srv->n_sandboxes--;
         srv->metrics.sessions_ended++;
-        log_session(LOG_INFO, s->id, "ended (%s), sandbox %s destroyed in %.2f ms", reason, s->name,
+        log_session(LOG_INFO, s->id, "ended (%s), sandbox %s killed in %.2f ms", reason, name,
                     (now_mono() - t0) / 1000.0);
         json_decref(s->env);
         json_decref(s->labels);
@@ -421,7 +433,7 @@ json_t *session_to_json(session *s, bool with_usage) {
                       "disk_mb", (json_int_t) (s->limits.disk_bytes >> 20),
                       "labels", s->labels,
                       "running_commands", (int) s->n_jobs,
-                      "sandbox", s->name);
+                      "sandbox", s->ps.name);
         if (j && with_usage && s->sb) {
                 sp_sandbox_stats st = {};
                 if (sp_sandbox_stats_read(s->sb, &st) >= 0)

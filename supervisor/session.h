@@ -5,6 +5,7 @@
  * idle timeout enforced by one timer, and the commands running in it. */
 
 #include "idslot.h"
+#include "pool.h"
 #include "server.h"
 
 /* Claimed with flock() here, shared with `sandpoold run` and any other
@@ -29,9 +30,8 @@ struct session {
         bool oneshot;         /* POST /v1/run: not listed, ends with its command */
         session_state state;
 
-        sp_sandbox *sb;
-        sp_idslot slot;
-        char name[32];        /* sandbox name, "sb-<counter>" */
+        pool_sandbox ps;      /* the sandbox, its id range and name, from the pool */
+        sp_sandbox *sb;       /* == ps.sb */
         sd_event_source *ctrl_src, *pidfd_src, *timer, *end_src;
 
         usec_t created_real, created_mono, last_activity_mono;
@@ -60,8 +60,11 @@ void session_params_default(server *srv, session_params *p);
  * -EINVAL with *ret_err naming the field. */
 int session_params_from_json(server *srv, json_t *body, session_params *p, const char **ret_err);
 
-/* Take a sandbox (today: start one; the pool will hand out a warm one) and
- * call cb when it is ready. -EBUSY when every slot is in use. */
+/* Take a sandbox: a warm one from the pool (returns 1: ready now, cb is
+ * not called), or one started for this session (returns 0: cb is called
+ * when it is ready or failed). -EBUSY when every slot is in use (the caller
+ * may wait for capacity), -EDQUOT when the uid has its maximum of
+ * sessions. */
 int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
                 session_ready_fn cb, void *userdata, session **ret, sp_error *err);
 /* The session with that id, if uid may see it (owner or admin); else NULL,

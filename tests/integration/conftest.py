@@ -73,6 +73,8 @@ class Daemon:
             "server": {"socket": self.socket, "socket_mode": "0666", "state_dir": self.state},
             "images": {"rootfs": ROOTFS, "seccomp_policy": POLICY},
             "limits": {"cpu_limit": "100", "max_upload": "1M"},
+            # a small warm pool: every test daemon warms it on start
+            "pool": {"pool_size": "2", "min_pool_size": "1"},
         }
         for sec, kv in (conf or {}).items():
             sections.setdefault(sec, {}).update(kv)
@@ -191,11 +193,34 @@ class Daemon:
         assert self.dir not in mounts, "a mount below %s is left" % self.dir
         assert not os.path.exists(self.socket), "socket file left behind"
 
+    def sweep_cgroups(self):
+        """After a daemon that crashed (the test has failed already): remove
+        the empty cgroups of its own, uniquely named subtree, so that one
+        failure does not leave debris on the host."""
+        for p in self.cgroup_paths:
+            if not os.path.isdir(p):
+                continue
+            for child in sorted(os.listdir(p)):
+                c = os.path.join(p, child)
+                if os.path.isdir(c):
+                    try:
+                        os.rmdir(c)
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(p)
+            except OSError:
+                pass
+
     def cleanup(self):
         try:
             if self.proc and self.proc.poll() is None:
                 self.stop()
         finally:
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.sweep_cgroups()
             shutil.rmtree(self.dir, ignore_errors=True)
 
 

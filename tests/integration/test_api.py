@@ -342,27 +342,42 @@ def test_files_written_by_command_readable(daemon, sid):
 
 
 def test_files_cannot_escape(daemon, sid):
-    with open("/etc/hostname", "rb") as f:
-        host_hostname = f.read()
-    ok_exec(daemon, sid, {"shell": "cd /home/sandbox && ln -sf /proc/self/root/etc l1 && "
-                                   "ln -sf ../../../../../etc/hostname l2 && ln -sf /proc/1/root l3 && "
-                                   "mkfifo fifo"})
-    for p in ("/../../../../etc/hostname", "/home/sandbox/l1/hostname", "/home/sandbox/l3/etc/hostname",
-              "/proc/1/root/etc/hostname", "/proc/self/environ"):
-        r = daemon.get(files(sid, p))
-        assert r.status in (400, 404), (p, r)
-        assert r.data != host_hostname
-    # a symlink resolves inside the sandbox's root, to the sandbox's file
-    r = daemon.get(files(sid, "/home/sandbox/l2"))
-    assert r.status in (200, 404)
-    if r.status == 200:
-        assert r.data != host_hostname or r.data == ok_exec(daemon, sid, {"shell": "cat /etc/hostname"})["stdout"].encode()
-    # a FIFO is refused at once, never opened for reading (it would block)
-    t0 = time.monotonic()
-    r = daemon.get(files(sid, "/home/sandbox/fifo"))
-    assert r.status == 400 and time.monotonic() - t0 < 1
-    r = daemon.request("PUT", files(sid, "/home/sandbox/l1/passwd"), b"x")
-    assert r.status in (400, 403, 404)
+    # a marker only the host has: any answer containing it is an escape
+    name = "sandpool-escape-%d" % os.getpid()
+    marker = "host-only-secret-%d" % os.getpid()
+    host_file = "/tmp/%s" % name
+    with open(host_file, "w") as f:
+        f.write(marker)
+    try:
+        ok_exec(daemon, sid, {"shell": "cd /home/sandbox && ln -sf /proc/self/root/tmp l1 && "
+                                       "ln -sf ../../../../../tmp l2 && ln -sf /proc/1/root l3 && "
+                                       "mkfifo fifo"})
+        inside = ok_exec(daemon, sid, {"shell": "cat /etc/hostname"})["stdout"].encode()
+        for p in ("/../../../../tmp/" + name, "/home/sandbox/l1/" + name, "/home/sandbox/l2/" + name,
+                  "/home/sandbox/l3/tmp/" + name, "/proc/1/root/tmp/" + name, "/proc/self/environ",
+                  "/proc/self/root/tmp/" + name):
+            r = daemon.get(files(sid, p))
+            assert r.status in (400, 404), (p, r)
+            assert marker.encode() not in r.data
+        # '..' stops at the sandbox's root: this is the sandbox's own file
+        r = daemon.get(files(sid, "/../../../../etc/hostname"))
+        assert r.status == 200 and r.data == inside
+        # a FIFO is refused at once, never opened for reading (it would block)
+        t0 = time.monotonic()
+        r = daemon.get(files(sid, "/home/sandbox/fifo"))
+        assert r.status == 400 and time.monotonic() - t0 < 1
+        t0 = time.monotonic()
+        r = daemon.request("PUT", files(sid, "/home/sandbox/fifo"), b"x")
+        assert time.monotonic() - t0 < 1
+        # writing through a magic link or a symlink out of the root fails
+        r = daemon.request("PUT", files(sid, "/home/sandbox/l1/" + name), b"overwritten")
+        assert r.status in (400, 403, 404), r
+        r = daemon.request("PUT", files(sid, "/proc/1/root/tmp/" + name), b"overwritten")
+        assert r.status in (400, 403, 404), r
+        with open(host_file) as f:
+            assert f.read() == marker
+    finally:
+        os.unlink(host_file)
 
 
 def test_files_as_sandbox_user(daemon, sid):
@@ -428,12 +443,14 @@ def test_files_upload_too_large_413(daemon, sid):
 # --- one shot ---------------------------------------------------------------
 
 def test_run_one_shot(daemon):
-    before = daemon.get("/v1/health").json["pool"]["total"]
+    before = daemon.get("/v1/health").json["pool"]["allocated"]
     r = daemon.post("/v1/run", {"shell": "echo hi; hostname; exit 2"})
     assert r.status == 200, r
     assert r.json["exit_code"] == 2 and r.json["stdout"].startswith("hi\n")
-    time.sleep(0.1)
-    assert daemon.get("/v1/health").json["pool"]["total"] == before
+    deadline = time.monotonic() + 2
+    while daemon.get("/v1/health").json["pool"]["allocated"] != before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert daemon.get("/v1/health").json["pool"]["allocated"] == before  # its sandbox is gone
 
 
 def test_run_stream(daemon):

@@ -128,9 +128,14 @@ def test_sd_notify(make_daemon):
     ns.bind(path)
     ns.settimeout(10)
     d.extra_env["NOTIFY_SOCKET"] = path
+    d.extra_env["WATCHDOG_USEC"] = "400000"
     d.start()
-    msgs = ns.recv(4096).decode()
+    msgs = ""
+    deadline = time.monotonic() + 5
+    while not ("READY=1" in msgs and msgs.count("WATCHDOG=1") >= 2) and time.monotonic() < deadline:
+        msgs += ns.recv(4096).decode()
     assert "READY=1" in msgs
+    assert msgs.count("WATCHDOG=1") >= 2, msgs  # the loop pings the watchdog
     d.proc.send_signal(signal.SIGTERM)
     got = ""
     while "STOPPING=1" not in got:
@@ -141,17 +146,67 @@ def test_sd_notify(make_daemon):
 # --- capacity ------------------------------------------------------------------
 
 def test_no_capacity_429(make_daemon):
-    d = make_daemon(conf={"pool": {"max_pool_size": "2", "pool_size": "1", "min_pool_size": "0"}})
+    d = make_daemon(conf={"pool": {"max_pool_size": "2", "pool_size": "0", "min_pool_size": "0"}})
     a, b = d.session(), d.session()
+    t0 = time.monotonic()
     r = d.post("/v1/sessions")
+    waited = time.monotonic() - t0
     assert r.status == 429 and r.json["error"]["code"] == "no_capacity"
     assert r.headers["retry-after"] == "1"
+    assert 1.5 < waited < 4, waited  # it waited for a slot, boundedly
     assert d.post("/v1/run", {"argv": ["true"]}).status == 429
     assert d.delete("/v1/sessions/" + a).status == 204
     c = d.session()
     assert d.get("/v1/health").json["pool"]["total"] == 2
     for s in (b, c):
         d.delete("/v1/sessions/" + s)
+
+
+def test_waiting_request_gets_the_freed_slot(make_daemon):
+    d = make_daemon(conf={"pool": {"max_pool_size": "1", "pool_size": "0", "min_pool_size": "0"}})
+    a = d.session()
+    got = {}
+
+    def second():
+        t0 = time.monotonic()
+        got["r"] = d.post("/v1/sessions")
+        got["t"] = time.monotonic() - t0
+
+    t = threading.Thread(target=second)
+    t.start()
+    time.sleep(0.5)
+    assert d.delete("/v1/sessions/" + a).status == 204
+    t.join(5)
+    assert got["r"].status == 201, got["r"]
+    assert 0.4 < got["t"] < 1.9
+
+
+def test_pool_hands_out_warm_sandboxes(make_daemon):
+    d = make_daemon(conf={"pool": {"pool_size": "3", "min_pool_size": "1"}})
+    deadline = time.monotonic() + 10
+    while d.get("/v1/health").json["pool"]["available"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    h = d.get("/v1/health").json["pool"]
+    assert h["available"] == 3 and h["total"] == 3
+    t0 = time.monotonic()
+    sid = d.session()
+    took = time.monotonic() - t0
+    assert took < 0.05, took  # a warm one: no sandbox setup on the request's path
+    assert "from the pool" in d.read_log()
+    r = d.exec(sid, {"argv": ["echo", "warm"]})
+    assert r.json["stdout"] == "warm\n"
+    # replaced at once
+    deadline = time.monotonic() + 10
+    while d.get("/v1/health").json["pool"]["available"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert d.get("/v1/health").json["pool"]["available"] == 3
+    # a session asking for less memory gets a warm one with its limits rewritten
+    s2 = d.post("/v1/sessions", {"memory_mb": 64}).json
+    assert s2["limits"]["memory_mb"] == 64
+    r = d.exec(s2["id"], {"shell": "cat /sys/fs/cgroup/memory.max 2>/dev/null || echo n/a"})
+    assert r.status == 200
+    text = d.get("/metrics").data.decode()
+    assert "sandpool_pool_hits_total" in text
 
 
 def test_max_sessions_per_uid(make_daemon):
@@ -283,7 +338,11 @@ def test_sigterm_drains_80_sandboxes(make_daemon):
 
     def create(n):
         for _ in range(n):
-            r = d.post("/v1/sessions")
+            try:
+                r = d.post("/v1/sessions")
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+                continue
             (ids if r.status == 201 else errors).append(r)
 
     threads = [threading.Thread(target=create, args=(10,)) for _ in range(8)]

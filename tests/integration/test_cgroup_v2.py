@@ -1,0 +1,239 @@
+"""The cgroup v2 path of the runtime, through `sandpoold run`, on a kernel
+whose only cgroup hierarchy is cgroup2.
+
+Meant to run INSIDE the cgroup2 guest (tests/vm/run-in-guest, meson suite
+'vm'): the development machines and CI are hybrid (memory, cpu and pids on
+v1), where these tests skip and say why. The lane sets
+SANDPOOL_REQUIRE_CGROUP2=1, which turns that skip into a failure: in the
+guest, a missing cgroup2 is a broken lane, not a reason to pass.
+
+Every assertion reads what the kernel says: the sandbox's cgroup files while
+it runs, /proc/<pid>/cgroup, memory.events, and the cgroup tree afterwards.
+Everything is ~40x slower under TCG than on the host, hence the long
+timeouts; the limits are checked against CPU time, never against wall time.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sandpool_testlib import (SANDPOOLD, TEST_ROOTFS, is_root, probe,
+                              sandbox_env)
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# `sandpoold run` puts its sandbox below <its own cgroup>/sandpool-run/;
+# in the guest the job runs in the root cgroup.
+RUN_SUBDIR = "sandpool-run"
+NEEDED_CONTROLLERS = {"memory", "cpu", "pids"}
+SLOW = 300  # seconds for one `sandpoold run` under TCG
+
+
+def cgroup2_only_reason():
+    """None when /sys/fs/cgroup is cgroup2, the only cgroup mount, and has
+    memory, cpu and pids; else why not."""
+    fstypes = {}
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if fields[2] in ("cgroup", "cgroup2"):
+                fstypes[fields[1]] = fields[2]
+    if fstypes.get(str(CGROUP_ROOT)) != "cgroup2":
+        return f"{CGROUP_ROOT} is not a cgroup2 mount (a hybrid or v1 host; run in tests/vm/run-in-guest)"
+    v1 = sorted(m for m, t in fstypes.items() if t == "cgroup")
+    if v1:
+        return f"cgroup v1 hierarchies are mounted too: {', '.join(v1)}"
+    have = set((CGROUP_ROOT / "cgroup.controllers").read_text().split())
+    missing = NEEDED_CONTROLLERS - have
+    if missing:
+        return f"cgroup2 lacks controllers {sorted(missing)} (they are still bound to v1)"
+    return None
+
+
+_why_not = cgroup2_only_reason()
+if _why_not and os.environ.get("SANDPOOL_REQUIRE_CGROUP2") == "1":
+    # Collected as an error, so the lane goes red with the reason.
+    raise RuntimeError(f"SANDPOOL_REQUIRE_CGROUP2=1 but {_why_not}")
+
+pytestmark = [
+    pytest.mark.skipif(_why_not is not None, reason=_why_not or ""),
+    pytest.mark.skipif(not is_root(), reason="needs root: namespaces, cgroups, mounts"),
+    pytest.mark.skipif(not SANDPOOLD.exists(), reason=f"{SANDPOOLD} not built"),
+    pytest.mark.skipif(not (TEST_ROOTFS / "usr/bin/probe").exists(),
+                       reason=f"test rootfs with the probe not built ({TEST_ROOTFS})"),
+]
+
+
+@pytest.fixture(scope="module")
+def env():
+    """The environment for `sandpoold run`, with an image it can mount.
+
+    sandpoold mounts the image idmapped. In the guest the build tree is
+    9p under overlayfs, which refuses that (EINVAL), so the image is copied
+    to the guest's ext4 scratch disk first."""
+    rootfs = TEST_ROOTFS
+    scratch = os.environ.get("SANDPOOL_VM_SCRATCH")
+    if scratch:
+        rootfs = Path(scratch) / "test-rootfs"
+        if rootfs.exists():
+            shutil.rmtree(rootfs)
+        subprocess.run(["cp", "-a", str(TEST_ROOTFS), str(rootfs)], check=True)
+    return sandbox_env(SANDPOOL_ROOTFS=rootfs)
+
+
+def cgroup_dirs():
+    return sorted(d for d, _, _ in os.walk(CGROUP_ROOT))
+
+
+@pytest.fixture(autouse=True)
+def no_cgroup_left_behind():
+    """After every test the cgroup tree is exactly what it was before: no
+    sandbox cgroup, and no sandpool-run subtree left below the parent."""
+    before = cgroup_dirs()
+    yield
+    deadline = time.monotonic() + 10
+    while cgroup_dirs() != before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cgroup_dirs() == before, "cgroups left behind: " + \
+        ", ".join(sorted(set(cgroup_dirs()) - set(before)))
+
+
+def summary_of(stderr):
+    return json.loads(stderr.splitlines()[-1])
+
+
+def children(pid):
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def start_background(env, *argv, opts=()):
+    """A `sandpoold run` left running; returns (Popen, host pid of the
+    sandbox's PID 1, host pid of the command)."""
+    p = subprocess.Popen([str(SANDPOOLD), "run", "--json", *opts, "--", *argv],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + SLOW
+    while time.monotonic() < deadline and p.poll() is None:
+        kids = children(p.pid)
+        if kids and children(kids[0]):
+            return p, kids[0], children(kids[0])[0]
+        time.sleep(0.1)
+    p.kill()
+    out, err = p.communicate()
+    raise AssertionError(f"sandbox did not start (rc {p.returncode}): {err}")
+
+
+def host_cgroup_of(pid):
+    """The cgroup2 directory of a process, from the guest's root cgroup
+    namespace: the only line of /proc/PID/cgroup is 0::/PATH."""
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("0::/"), lines
+    return CGROUP_ROOT / lines[0][4:].lstrip("/")
+
+
+def flat_keyed(path):
+    return {k: int(v) for k, v in (line.split() for line in path.read_text().splitlines())}
+
+
+def stop(p):
+    """End a background run: sandpoold passes SIGTERM on and cleans up."""
+    p.terminate()
+    out, err = p.communicate(timeout=SLOW)
+    assert p.returncode == 128 + signal.SIGTERM, (p.returncode, err)
+    return out, err
+
+
+# ---- limits ------------------------------------------------------------------
+
+def test_memory_limit_oom_kill_is_reported(env):
+    r = probe("alloc", "256", opts=["--memory", "64M"], timeout=SLOW, env=env)
+    assert r.returncode == 128 + signal.SIGKILL, r
+    assert r.summary["oom_killed"] is True, r
+    assert r.summary["signal"] == signal.SIGKILL, r
+    assert r.summary["exit_code"] is None, r
+    assert "alloc mib=" in r.stdout and "alloc done" not in r.stdout, r
+    assert 0 < r.summary["peak_memory_bytes"] <= 64 * 2**20, r
+
+
+def test_cpu_limit_throttles_a_spin(env):
+    p, pid1, cmd = start_background(env, "/usr/bin/probe", "spin", "5", opts=["--cpu", "25"])
+    try:
+        cg = host_cgroup_of(cmd)
+        # The kernel's view while it runs: quota 25 ms per 100 ms period.
+        assert (cg / "cpu.max").read_text().split() == ["25000", "100000"]
+    finally:
+        out, err = p.communicate(timeout=SLOW)
+    assert p.returncode == 0, err
+    s = summary_of(err)
+    # 25% of one CPU, with slack for the accounting period around the edges.
+    assert s["cpu_ms"] <= 0.35 * s["duration_ms"], s
+    spin = dict(kv.split("=") for kv in out.split("spin ", 1)[1].split())
+    assert float(spin["cpu_pct"]) <= 35.0, out
+
+
+def test_pids_limit_stops_forks(env):
+    r = probe("fork", "100", opts=["--pids", "16"], timeout=SLOW, env=env)
+    assert r.returncode == 0, r
+    info = r.info("fork")
+    assert int(info["forked"]) < 16, info
+    assert info["errno"] == "EAGAIN", info
+
+
+# ---- the cgroup itself ---------------------------------------------------------
+
+def test_clone_into_cgroup_pid1_is_at_its_cgroup_namespace_root(env):
+    # clone3(CLONE_INTO_CGROUP | CLONE_NEWCGROUP): PID 1 is born in the
+    # sandbox cgroup, so the new cgroup namespace is rooted there and the
+    # probe sees "/" as its cgroup. A runtime that cloned first and moved
+    # the child afterwards would show a path outside its namespace root
+    # ("0::/../..."), or its parent's cgroup.
+    r = probe("cgroup", timeout=SLOW, env=env)
+    assert r.returncode == 0, r
+    lines = [l for l in r.stdout.splitlines() if l.startswith("cgroup ")]
+    assert lines == ["cgroup 0::/"], r.stdout
+
+
+def test_sandbox_cgroup_holds_pid1_and_the_command_with_the_limits(env):
+    p, pid1, cmd = start_background(
+        env, "/usr/bin/probe", "sleep", "600",
+        opts=["--memory", "96M", "--cpu", "30", "--pids", "40", "--timeout", "600s"])
+    try:
+        cg = host_cgroup_of(pid1)
+        assert host_cgroup_of(cmd) == cg
+        assert cg.parent.name == RUN_SUBDIR, cg
+        procs = {int(x) for x in (cg / "cgroup.procs").read_text().split()}
+        assert {pid1, cmd} <= procs, procs
+        assert (cg / "cgroup.type").read_text().strip() == "domain"
+        assert int((cg / "memory.max").read_text()) == 96 * 2**20
+        assert (cg / "memory.swap.max").read_text().strip() == "0"
+        assert (cg / "memory.oom.group").read_text().strip() == "1"
+        assert (cg / "cpu.max").read_text().split() == ["30000", "100000"]
+        assert (cg / "pids.max").read_text().strip() == "40"
+        # The parent delegates exactly what the sandbox needs, and nothing
+        # runs in it: v2's "no internal processes" rule.
+        assert NEEDED_CONTROLLERS <= set((cg.parent / "cgroup.subtree_control").read_text().split())
+        assert (cg.parent / "cgroup.procs").read_text().strip() == ""
+    finally:
+        stop(p)
+    assert not cg.exists(), f"{cg} left after the run"
+
+
+# ---- delegation ----------------------------------------------------------------
+
+@pytest.mark.skip(reason="needs the long-running daemon (sandpoold under systemd "
+                  "Delegate=yes): moves itself to <parent>/supervisor, sandboxes in "
+                  "<parent>/sandboxes/<id>; not in `sandpoold run`")
+def test_delegated_layout_daemon_in_leaf():
+    """The place for the delegation test once the daemon runs in the guest:
+    start sandpoold in a fresh cgroup <parent> (cgroup_parent=<parent>,
+    move_self_to_leaf), create a session, then assert: the daemon's pid is
+    in <parent>/supervisor/cgroup.procs, <parent>/cgroup.procs is empty,
+    <parent>/cgroup.subtree_control has memory cpu pids, the session's PID 1
+    is in <parent>/sandboxes/<id>, and after DELETE and daemon shutdown
+    nothing is left below <parent> but what existed before."""
