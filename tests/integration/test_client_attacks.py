@@ -107,8 +107,10 @@ def test_malformed_http_gets_an_error_or_a_close(daemon, data):
 def test_truncated_requests_are_dropped(daemon, data):
     before = daemon.fd_count()
     sessions = {x["id"] for x in daemon.get("/v1/sessions").json["sessions"]}
-    for _ in range(20):
-        raw(daemon, data, timeout=1.0)
+    for _ in range(5):
+        # half-closed by us: the daemon may wait for the rest until its
+        # header or body deadline, so do not wait for its close here
+        raw(daemon, data, timeout=0.3)
     healthy(daemon)
     time.sleep(0.2)
     assert daemon.fd_count() <= before + 2, "connections of truncated requests leak fds"
