@@ -20,9 +20,18 @@ def daemon():
     d = Daemon(conf={"pool": {"pool_size": "1", "min_pool_size": "1", "max_pool_size": "8"}}).start()
     try:
         yield d
+        if d.proc.poll() is not None:
+            print("sandpoold died (%s); its log:\n%s" % (d.proc.returncode, d.read_log()[-6000:]))
         d.stop()
     finally:
         d.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def daemon_alive(daemon):
+    yield
+    # Name the request that killed it, not the next test that finds it dead.
+    assert daemon.proc.poll() is None, "sandpoold died:\n" + daemon.read_log()[-6000:]
 
 
 def raw(daemon, data, timeout=5.0, shutdown=True):
