@@ -45,7 +45,7 @@ static const sp_cgroup_mount *find_v1_mount(const sp_cgroup_mount *mounts, size_
 
 static int v1_probe(sp_cgroup_manager *m, const sp_cgroup_mount *mounts, size_t n_mounts, const char *proc_cgroup,
                     const sp_cgroup_manager_options *opts, sp_error *err) {
-        const sp_cgroup_mount *chosen[SP_CGROUP_MAX_HIER];
+        const sp_cgroup_mount *chosen[SP_CGROUP_MAX_HIER] = {};
         unsigned missing = 0;
         m->n_hier = 0;
         for (size_t c = 0; c < ELEMENTSOF(v1_ctrls); c++) {
