@@ -69,7 +69,15 @@ static int open_in_root(session *s, const char *path, uint64_t flags, int *ret) 
 
         if (root < 0)
                 return root;
-        fd = syscall(SYS_openat2, root, path, &how, sizeof(how));
+        /* With RESOLVE_IN_ROOT the kernel answers EAGAIN when any mount or
+         * rename on the host (the pool's own refills, say) raced with a
+         * ".." in the path: it cannot prove the walk stayed inside. Try
+         * again; a path that keeps racing fails closed. */
+        for (unsigned tries = 0;; tries++) {
+                fd = syscall(SYS_openat2, root, path, &how, sizeof(how));
+                if (fd >= 0 || errno != EAGAIN || tries >= 32)
+                        break;
+        }
         if (fd < 0)
                 return -errno;
         *ret = fd;
