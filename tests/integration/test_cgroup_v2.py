@@ -226,14 +226,88 @@ def test_sandbox_cgroup_holds_pid1_and_the_command_with_the_limits(env):
 
 # ---- delegation ----------------------------------------------------------------
 
-@pytest.mark.skip(reason="needs the long-running daemon (sandpoold under systemd "
-                  "Delegate=yes): moves itself to <parent>/supervisor, sandboxes in "
-                  "<parent>/sandboxes/<id>; not in `sandpoold run`")
-def test_delegated_layout_daemon_in_leaf():
-    """The place for the delegation test once the daemon runs in the guest:
-    start sandpoold in a fresh cgroup <parent> (cgroup_parent=<parent>,
-    move_self_to_leaf), create a session, then assert: the daemon's pid is
-    in <parent>/supervisor/cgroup.procs, <parent>/cgroup.procs is empty,
-    <parent>/cgroup.subtree_control has memory cpu pids, the session's PID 1
-    is in <parent>/sandboxes/<id>, and after DELETE and daemon shutdown
-    nothing is left below <parent> but what existed before."""
+def _api(sock, method, path, body=None, timeout=SLOW):
+    import http.client
+    import socket as _socket
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(sock)
+
+    c = Conn("localhost", timeout=timeout)
+    try:
+        c.request(method, path, body=json.dumps(body) if body is not None else None,
+                  headers={"Content-Type": "application/json"} if body is not None else {})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, (json.loads(data) if data and r.getheader("Content-Type", "").startswith("application/json") else data)
+    finally:
+        c.close()
+
+
+def test_delegated_layout_daemon_in_leaf(env, tmp_path):
+    """sandpoold as under systemd's Delegate=yes: started in a cgroup of its
+    own (<parent>, with processes in it), it moves itself into
+    <parent>/supervisor, enables memory, cpu and pids for <parent>'s
+    children, and puts each sandbox in <parent>/sandboxes/<name>, beside
+    itself; a stop removes every sandbox cgroup."""
+    parent = CGROUP_ROOT / f"sp-delegated-{os.getpid()}"
+    root_ctl = (CGROUP_ROOT / "cgroup.subtree_control").read_text().split()
+    missing = [c for c in sorted(NEEDED_CONTROLLERS) if c not in root_ctl]
+    if missing:
+        (CGROUP_ROOT / "cgroup.subtree_control").write_text(" ".join("+" + c for c in missing))
+    parent.mkdir()
+    sock = str(tmp_path / "api.sock")
+    conf = tmp_path / "sandpool.conf"
+    conf.write_text("[server]\nsocket = %s\nsocket_mode = 0600\nstate_dir = %s\ncgroup_parent = /%s\n"
+                    "[images]\nrootfs = %s\nseccomp_policy = %s\n"
+                    "[pool]\npool_size = 1\nmin_pool_size = 0\nmax_pool_size = 4\n"
+                    % (sock, tmp_path / "state", parent.name, env["SANDPOOL_ROOTFS"], env["SANDPOOL_SECCOMP_POLICY"]))
+    daemon_env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
+    # Born in <parent>, as systemd starts a service in its own cgroup.
+    d = subprocess.Popen(["/bin/sh", "-c", 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', "sh",
+                          str(parent), str(SANDPOOLD), "--config", str(conf)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=daemon_env)
+    try:
+        deadline = time.monotonic() + SLOW
+        while True:
+            assert d.poll() is None, d.stdout.read()
+            try:
+                if _api(sock, "GET", "/v1/health", timeout=30)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the daemon did not come up"
+            time.sleep(0.5)
+        status, sess = _api(sock, "POST", "/v1/sessions", {})
+        assert status == 201, sess
+        assert str(d.pid) in (parent / "supervisor" / "cgroup.procs").read_text().split()
+        assert (parent / "cgroup.procs").read_text().strip() == ""
+        assert NEEDED_CONTROLLERS <= set((parent / "cgroup.subtree_control").read_text().split())
+        boxes = [b for b in (parent / "sandboxes").iterdir() if b.is_dir()]
+        assert boxes, "no sandbox cgroup below %s/sandboxes" % parent
+        busy = [b for b in boxes if (b / "cgroup.procs").read_text().strip()]
+        assert busy, "no sandbox cgroup holds a process"
+        for b in busy:
+            assert (b / "memory.max").read_text().strip() == str(256 * 2**20)
+            assert (b / "pids.max").read_text().strip() == "256"
+        assert _api(sock, "DELETE", "/v1/sessions/%s" % sess["id"])[0] == 204
+    finally:
+        d.send_signal(signal.SIGTERM)
+        try:
+            rc = d.wait(SLOW)
+        except subprocess.TimeoutExpired:
+            d.kill()
+            rc = d.wait()
+        log = d.stdout.read()
+    assert rc == 0, log
+    try:
+        assert not (parent / "sandboxes").exists(), "sandbox cgroups left: " + log
+    finally:
+        # The leaf the daemon lived in is left for a restarted daemon; the
+        # test removes what it made.
+        for leftover in (parent / "supervisor", parent):
+            if leftover.exists():
+                leftover.rmdir()
