@@ -164,18 +164,8 @@ void api_run(request *r) {
         r->op_data = TAKE_PTR(p);
         r->op_free = exec_params_free;
         k = session_new(r->srv, r->cl->uid, &sp, true, run_ready, r, &s, &err);
-        if (k == -EBUSY) {
-                if (request_wait_capacity(r))
-                        return;
-                r->srv->metrics.no_capacity++;
-                return reply_error(r, 429, "no_capacity", "%s", err.message);
-        }
-        if (k == -EDQUOT)
-                return reply_error(r, 429, "no_capacity", "%s", err.message);
-        if (k == -ESHUTDOWN)
-                return reply_error(r, 503, "shutting_down", "the daemon is shutting down");
         if (k < 0)
-                return reply_error(r, 500, "internal", "cannot create a sandbox: %s", err.message);
+                return reply_session_new_failed(r, k, &err);
         if (k > 0) {
                 /* a warm sandbox: start at once */
                 exec_begin(r, s, r->op_data);

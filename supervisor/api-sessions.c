@@ -42,19 +42,8 @@ void api_sessions_create(request *r) {
         if (session_params_from_json(r->srv, body, &p, &bad) < 0)
                 return reply_error(r, 400, "bad_request", "invalid value for %s", bad);
         e = session_new(r->srv, r->cl->uid, &p, false, create_ready, r, &s, &err);
-        if (e == -EBUSY) {
-                /* every slot taken: wait a little for one to free up */
-                if (request_wait_capacity(r))
-                        return;
-                r->srv->metrics.no_capacity++;
-                return reply_error(r, 429, "no_capacity", "%s", err.message);
-        }
-        if (e == -EDQUOT)
-                return reply_error(r, 429, "no_capacity", "%s", err.message);
-        if (e == -ESHUTDOWN)
-                return reply_error(r, 503, "shutting_down", "the daemon is shutting down");
         if (e < 0)
-                return reply_error(r, 500, "internal", "cannot create a sandbox: %s", err.message);
+                return reply_session_new_failed(r, e, &err);
         if (e > 0) {
                 /* a warm sandbox from the pool: ready now */
                 r->srv->metrics.sessions_created++;
@@ -85,4 +74,21 @@ void api_session_delete(request *r) {
         session_destroy(r->session, "deleted by the client");
         r->session = NULL;
         reply_empty(r, 204);
+}
+
+void reply_session_new_failed(request *r, int e, const sp_error *err) {
+        switch (e) {
+        case -EBUSY:
+                /* every slot taken: wait a little for one to free up */
+                if (request_wait_capacity(r))
+                        return;
+                r->srv->metrics.no_capacity++;
+                return reply_error(r, 429, "no_capacity", "%s", err->message);
+        case -EDQUOT: /* this uid's own cap */
+                return reply_error(r, 429, "no_capacity", "%s", err->message);
+        case -ESHUTDOWN:
+                return reply_error(r, 503, "shutting_down", "the daemon is shutting down");
+        default:
+                return reply_error(r, 500, "internal", "cannot create a sandbox: %s", err->message);
+        }
 }

@@ -181,6 +181,9 @@ void request_complete(request *r);
  * handler runs again; after CAPACITY_WAIT_USEC the answer is 429. Returns
  * false when the wait is over: the caller answers 429 itself. */
 bool request_wait_capacity(request *r);
+/* The answer to a failed session_new() (e < 0): wait for capacity, or
+ * 429 / 503 / 500. Shared by POST /v1/sessions and POST /v1/run. */
+void reply_session_new_failed(request *r, int e, const sp_error *err);
 void server_capacity_changed(void *userdata); /* the pool's callback */
 void server_cancel_capacity_waiters(server *srv);
 #define CAPACITY_WAIT_USEC (2 * USEC_PER_SEC)
