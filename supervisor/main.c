@@ -253,6 +253,28 @@ static bool sandbox_is_stale(const char *name, void *userdata) {
         return pid != (long) getpid() && kill((pid_t) pid, 0) < 0 && errno == ESRCH;
 }
 
+/* A sandbox's PID 1 walks to its staging directory as the sandbox's own
+ * root, an unprivileged host uid: every directory on the way must let
+ * others through (o+x), or each sandbox fails to start with EACCES. */
+static int check_traversable(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        for (char *slash = p + strlen(p);;) {
+                struct stat st;
+                if (stat(p, &st) == 0 && !(st.st_mode & S_IXOTH)) {
+                        log_error("%s is mode %04o: the sandboxes cannot reach their staging directory %s "
+                                  "through it; make it o+x or choose another state_dir",
+                                  p, (unsigned) (st.st_mode & 07777), path);
+                        return -EACCES;
+                }
+                slash = strrchr(p, '/');
+                if (!slash || slash == p)
+                        return 0;
+                *slash = 0;
+        }
+}
+
 static int setup_runtime(server *srv) {
         const sp_config *cfg = &srv->config.cfg;
         sp_cgroup_manager_options opts = {};
@@ -267,6 +289,9 @@ static int setup_runtime(server *srv) {
                 return -ENOMEM;
         if (mkdir(stage, 0711) < 0 && errno != EEXIST)
                 return log_error_errno(-errno, "Failed to create %s", stage);
+        r = check_traversable(stage);
+        if (r < 0)
+                return r;
         sweep_stale_stages(stage);
         /* One directory per daemon: removing a directory detaches every
          * mount on it in every namespace, so no daemon may ever clean up

@@ -261,10 +261,14 @@ def test_delegated_layout_daemon_in_leaf(env, tmp_path):
     parent.mkdir()
     sock = str(tmp_path / "api.sock")
     conf = tmp_path / "sandpool.conf"
+    # The state directory must be traversable by the sandboxes' root ids
+    # (pytest's tmp_path sits below 0700 directories).
+    state = Path("/run/sp-delegated-%d" % os.getpid())
+    state.mkdir(mode=0o755)
     conf.write_text("[server]\nsocket = %s\nsocket_mode = 0600\nstate_dir = %s\ncgroup_parent = /%s\n"
                     "[images]\nrootfs = %s\nseccomp_policy = %s\n"
                     "[pool]\npool_size = 1\nmin_pool_size = 0\nmax_pool_size = 4\n"
-                    % (sock, tmp_path / "state", parent.name, env["SANDPOOL_ROOTFS"], env["SANDPOOL_SECCOMP_POLICY"]))
+                    % (sock, state, parent.name, env["SANDPOOL_ROOTFS"], env["SANDPOOL_SECCOMP_POLICY"]))
     daemon_env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
     # Born in <parent>, as systemd starts a service in its own cgroup.
     d = subprocess.Popen(["/bin/sh", "-c", 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', "sh",
@@ -311,3 +315,4 @@ def test_delegated_layout_daemon_in_leaf(env, tmp_path):
         for leftover in (parent / "supervisor", parent):
             if leftover.exists():
                 leftover.rmdir()
+        shutil.rmtree(state, ignore_errors=True)
