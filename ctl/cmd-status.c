@@ -43,6 +43,12 @@ int cmd_status(ctl *c, int argc, char **argv) {
                 json_t *cg = json_object_get(h, "cgroup");
                 printf("sandpoold %s on %s: %s\n", json_str_or(h, "version", "?"), c->socket, status);
                 printf("%-10s %s\n", "cgroup:", json_str_or(cg, "mode", "?"));
+                json_t *img = json_object_get(h, "image");
+                if (img)
+                        printf("%-10s %s: python %s, node %s, npm %s, built %s\n", "image:",
+                               json_str_or(img, "path", "?"), json_str_or(img, "python", "-"),
+                               json_str_or(img, "node", "-"), json_str_or(img, "npm", "-"),
+                               json_str_or(img, "built_at", "-"));
                 print_pool_line(json_object_get(h, "pool"));
                 printf("%-10s %lld active\n", "sessions:", (long long) json_int_or(h, "active_sessions", 0));
                 print_limits(json_object_get(h, "limits"), "limits:");

@@ -14,8 +14,7 @@ void api_health(request *r) {
 
         if (srv->pool)
                 pool_get_stats(srv->pool, &ps);
-        reply_json(r, 200,
-                   json_pack("{s:s,s:s,s:{s:s},s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i},s:i,s:{s:I,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I}}",
+        json_t *j = json_pack("{s:s,s:s,s:{s:s},s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i},s:i,s:{s:I,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I}}",
                              "status", srv->shutting_down ? "draining" : "ok",
                              "version", SANDPOOL_VERSION,
                              "cgroup", "mode", sp_cgroup_mode_to_string(sp_cgroup_manager_mode(srv->cgroups)),
@@ -37,7 +36,10 @@ void api_health(request *r) {
                              "max_output", (json_int_t) cfg->max_output,
                              "max_upload", (json_int_t) cfg->max_upload,
                              "session_timeout_ms", (json_int_t) cfg->session_timeout_ms,
-                             "session_idle_timeout_ms", (json_int_t) cfg->session_idle_timeout_ms));
+                             "session_idle_timeout_ms", (json_int_t) cfg->session_idle_timeout_ms);
+        if (j && srv->image)
+                json_object_set(j, "image", srv->image);
+        reply_json(r, 200, j);
 }
 
 static void histogram(FILE *f, const char *name, const char *help, const pool_histogram *h) {

@@ -275,6 +275,42 @@ static int check_traversable(const char *path) {
         }
 }
 
+/* The image must be there before anything is created from it; its
+ * manifest (written by rootfs/build-image) is what /v1/health reports. */
+static int load_image(server *srv) {
+        const char *rootfs = srv->config.cfg.rootfs;
+        _cleanup_free_ char *sh = NULL, *manifest = NULL;
+        struct stat st;
+
+        if (asprintf(&sh, "%s/bin/sh", rootfs) < 0 || asprintf(&manifest, "%s/etc/sandpool-image.json", rootfs) < 0)
+                return -ENOMEM;
+        if (stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode) || access(sh, X_OK) < 0) {
+                log_error("The image %s is %s. Build the default image with: rootfs/build-image --install "
+                          "(in the sandpool source tree), or point [images] rootfs at another one.",
+                          rootfs, stat(rootfs, &st) < 0 ? "missing" : "incomplete (no /bin/sh)");
+                return -ENOENT;
+        }
+        json_t *m = json_load_file(manifest, 0, NULL);
+        srv->image = json_pack("{s:s}", "path", rootfs);
+        if (m && srv->image) {
+                json_t *v;
+                if ((v = json_object_get(m, "name")))
+                        json_object_set(srv->image, "name", v);
+                if ((v = json_object_get(m, "build_date")))
+                        json_object_set(srv->image, "built_at", v);
+                if ((v = json_object_get(json_object_get(m, "python"), "version")))
+                        json_object_set(srv->image, "python", v);
+                if ((v = json_object_get(json_object_get(m, "node"), "version")))
+                        json_object_set(srv->image, "node", v);
+                if ((v = json_object_get(json_object_get(m, "npm"), "version")))
+                        json_object_set(srv->image, "npm", v);
+                if ((v = json_object_get(json_object_get(m, "content"), "hash")))
+                        json_object_set(srv->image, "content_hash", v);
+        }
+        json_decref(m);
+        return srv->image ? 0 : -ENOMEM;
+}
+
 static int setup_runtime(server *srv) {
         const sp_config *cfg = &srv->config.cfg;
         sp_cgroup_manager_options opts = {};
@@ -282,6 +318,10 @@ static int setup_runtime(server *srv) {
         sp_policy *policy = NULL;
         sp_error err = {};
         int r;
+
+        r = load_image(srv);
+        if (r < 0)
+                return r;
 
         if (mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST)
                 return log_error_errno(-errno, "Failed to create %s", cfg->state_dir);
@@ -416,6 +456,7 @@ static void server_done(server *srv) {
         if (srv->stage_dir)
                 (void) rmdir(srv->stage_dir);
         free(srv->stage_dir);
+        json_decref(srv->image);
         free(srv->socket_path);
         sd_event_unref(srv->event);
         sp_config_set_done(&srv->config);

@@ -89,6 +89,7 @@ struct server {
         int exit_code;
 
         server_metrics metrics;
+        json_t *image;             /* what /v1/health says of the image (its manifest) */
 };
 
 /* loop.c */

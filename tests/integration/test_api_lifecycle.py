@@ -11,6 +11,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from conftest import SANDPOOLD, Daemon, require_daemon_prerequisites
 
 
@@ -426,3 +428,16 @@ def test_admin_group_by_primary_group(make_daemon):
     root_sid = d.session()
     r = d.as_nobody("GET", "/v1/sessions/" + root_sid)  # gid 65534 = nogroup
     assert r["status"] == 200
+
+
+def test_missing_image_is_a_clear_startup_error(make_daemon, tmp_path):
+    d = make_daemon(conf={"images": {"rootfs": str(tmp_path / "no-image")}}, start=False)
+    with pytest.raises(RuntimeError) as e:
+        d.start()
+    assert "no-image" in str(e.value) and "rootfs/build-image --install" in str(e.value)
+    empty = tmp_path / "empty-image"
+    empty.mkdir()
+    d = make_daemon(conf={"images": {"rootfs": str(empty)}}, start=False)
+    with pytest.raises(RuntimeError) as e:
+        d.start()
+    assert "incomplete" in str(e.value)

@@ -165,6 +165,13 @@ def test_two_sessions_never_see_each_others_files(d):
         d.delete("/v1/sessions/%s" % b)
 
 
+def test_health_reports_the_image(d):
+    img = d.get("/v1/health").json["image"]
+    assert img["path"] == IMAGE
+    assert img["python"].startswith("3.13.") and img["node"].startswith("v22.")
+    assert img["content_hash"].startswith("sha256:")
+
+
 def test_the_image_is_unchanged(d):
     # Run last in this module (pytest keeps file order): everything above
     # wrote into sandboxes; none of it may reach the shared lower layer.
