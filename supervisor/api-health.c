@@ -61,7 +61,11 @@ void api_metrics(request *r) {
         const server_metrics *m = &srv->metrics;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
+        unsigned n_waiters = 0;
         FILE *f = open_memstream(&text, &len);
+
+        for (request *w = srv->capacity_waiters; w; w = w->wait_next)
+                n_waiters++;
 
         if (!f)
                 return reply_error(r, 500, "internal", "out of memory");
@@ -90,12 +94,7 @@ void api_metrics(request *r) {
         GAUGE("connections", "Open client connections.", srv->n_clients);
         GAUGE("sessions", "Active sessions.", srv->n_sessions);
         GAUGE("sessions_starting", "Sessions waiting for a sandbox of their own.", srv->n_starting);
-        GAUGE("capacity_waiters", "Requests waiting for a free sandbox slot.", ({
-                      unsigned n = 0;
-                      for (request *w = srv->capacity_waiters; w; w = w->wait_next)
-                              n++;
-                      n;
-              }));
+        GAUGE("capacity_waiters", "Requests waiting for a free sandbox slot.", n_waiters);
         COUNTER("capacity_waits_total", "Requests that had to wait for a free slot.", m->capacity_waits);
         if (srv->pool) {
                 pool_stats ps;
