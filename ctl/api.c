@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Calls of the public API and the messages that say what went wrong and
  * what to do about it. */
+#include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -315,6 +316,19 @@ void usage_error(const char *cmd, const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         va_end(ap);
         fprintf(stderr, "\nTry 'sandpoolctl %s --help'.\n", cmd);
+}
+
+int parse_help_only(int argc, char **argv, void (*help)(void)) {
+        static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
+        int o;
+
+        while ((o = getopt_long(argc, argv, "+h", opts, NULL)) >= 0) {
+                if (o != 'h')
+                        return EXIT_USAGE;
+                help();
+                return EXIT_OK;
+        }
+        return -1;
 }
 
 ssize_t base64_decode(char *s, size_t len) {

@@ -45,18 +45,12 @@ static int print_config(json_t *cfg) {
 }
 
 int cmd_config(ctl *c, int argc, char **argv) {
-        static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
         json_auto_t *cfg = NULL;
-        int r, o;
+        int r;
 
-        while ((o = getopt_long(argc, argv, "+h", opts, NULL)) >= 0)
-                switch (o) {
-                case 'h':
-                        help();
-                        return EXIT_OK;
-                default:
-                        return EXIT_USAGE;
-                }
+        int e = parse_help_only(argc, argv, help);
+        if (e >= 0)
+                return e;
         if (optind < argc) {
                 usage_error("config", "unexpected argument '%s'", argv[optind]);
                 return EXIT_USAGE;

@@ -306,19 +306,12 @@ static int download(ctl *c, const remote *rm, const char *local) {
 }
 
 int cmd_cp(ctl *c, int argc, char **argv) {
-        static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
         remote src, dst;
         bool src_remote, dst_remote;
-        int o;
 
-        while ((o = getopt_long(argc, argv, "+h", opts, NULL)) >= 0)
-                switch (o) {
-                case 'h':
-                        help();
-                        return EXIT_OK;
-                default:
-                        return EXIT_USAGE;
-                }
+        int e = parse_help_only(argc, argv, help);
+        if (e >= 0)
+                return e;
         if (argc - optind != 2) {
                 usage_error("cp", "a source and a destination are needed");
                 return EXIT_USAGE;

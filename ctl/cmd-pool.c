@@ -265,19 +265,13 @@ static void print_pool(json_t *pool) {
 }
 
 int cmd_pool(ctl *c, int argc, char **argv) {
-        static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
         json_auto_t *pool = NULL;
         api_reply rep = {};
-        int r, o;
+        int r;
 
-        while ((o = getopt_long(argc, argv, "+h", opts, NULL)) >= 0)
-                switch (o) {
-                case 'h':
-                        help();
-                        return EXIT_OK;
-                default:
-                        return EXIT_USAGE;
-                }
+        int e = parse_help_only(argc, argv, help);
+        if (e >= 0)
+                return e;
         if (optind < argc) {
                 usage_error("pool", "unexpected argument '%s'", argv[optind]);
                 return EXIT_USAGE;

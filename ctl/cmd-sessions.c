@@ -143,18 +143,12 @@ static int print_table(json_t *sessions) {
 }
 
 int cmd_sessions(ctl *c, int argc, char **argv) {
-        static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
         json_auto_t *sessions = NULL;
-        int r, o;
+        int r;
 
-        while ((o = getopt_long(argc, argv, "+h", opts, NULL)) >= 0)
-                switch (o) {
-                case 'h':
-                        help_list();
-                        return EXIT_OK;
-                default:
-                        return EXIT_USAGE;
-                }
+        int e = parse_help_only(argc, argv, help_list);
+        if (e >= 0)
+                return e;
         if (optind < argc) {
                 usage_error("sessions", "unexpected argument '%s' (to inspect one: sandpoolctl session ID)",
                             argv[optind]);
@@ -232,19 +226,13 @@ static void print_session(json_t *s) {
 }
 
 int cmd_session(ctl *c, int argc, char **argv) {
-        static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
         json_auto_t *s = NULL;
         char target[128];
-        int r, o;
+        int r;
 
-        while ((o = getopt_long(argc, argv, "+h", opts, NULL)) >= 0)
-                switch (o) {
-                case 'h':
-                        help_one();
-                        return EXIT_OK;
-                default:
-                        return EXIT_USAGE;
-                }
+        int e = parse_help_only(argc, argv, help_one);
+        if (e >= 0)
+                return e;
         if (argc - optind != 1) {
                 usage_error("session", "exactly one session ID is needed (list them with 'sandpoolctl sessions')");
                 return EXIT_USAGE;

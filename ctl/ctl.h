@@ -117,3 +117,6 @@ ssize_t base64_decode(char *s, size_t len);
 
 /* Shared by the options parsers: did argv ask for --help? */
 void usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
+/* For a subcommand whose only option is --help: -1 to go on (optind is at
+ * the first operand), else the exit code to return. */
+int parse_help_only(int argc, char **argv, void (*help)(void));
