@@ -108,6 +108,15 @@ def cgroup_v1_dirs(prefix):
     return found
 
 
+def children(pid):
+    """The pids of a process's children (its threads' children included in
+    the leader's list for a single-threaded process); [] once it is gone."""
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
 def is_root():
     return os.geteuid() == 0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from sandpool_testlib import (SANDPOOLD, TEST_ROOTFS, is_root, probe,
+from sandpool_testlib import (children, SANDPOOLD, TEST_ROOTFS, is_root, probe,
                               sandbox_env)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -104,13 +104,6 @@ def no_cgroup_left_behind():
 
 def summary_of(stderr):
     return json.loads(stderr.splitlines()[-1])
-
-
-def children(pid):
-    try:
-        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
 
 
 def start_background(env, *argv, opts=()):

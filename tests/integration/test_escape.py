@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from sandpool_testlib import (BUILD_DIR, POLICY, SANDPOOLD, SOURCE_DIR, TEST_ROOTFS,
+from sandpool_testlib import (children, BUILD_DIR, POLICY, SANDPOOLD, SOURCE_DIR, TEST_ROOTFS,
                               is_root, probe, run)
 
 pytestmark = [
@@ -48,13 +48,6 @@ def check_lines(r, subcmd):
         if f[0] == subcmd and len(f) >= 4:
             out.append((f[1], f[2], f[3], f[4:]))
     return out
-
-
-def children(pid):
-    try:
-        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
 
 
 def background(*argv, opts=()):

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from sandpool_testlib import children
+
 
 def pool(d):
     return d.get("/v1/health").json["pool"]
@@ -30,11 +32,6 @@ def wait_for(pred, timeout=30, what="condition"):
 def metric(d, name):
     m = re.search(r"^%s (\d+)" % re.escape(name), d.get("/metrics").data.decode(), re.M)
     return int(m.group(1)) if m else None
-
-
-def children(pid):
-    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-        return [int(x) for x in f.read().split()]
 
 
 SMALL = {"pool": {"pool_size": "4", "min_pool_size": "1", "max_pool_size": "6"}}

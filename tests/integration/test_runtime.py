@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sandpool_testlib import (SANDPOOLD, STAGE_DIR, TEST_ROOTFS, cgroup_v1_dirs,
+from sandpool_testlib import (children, SANDPOOLD, STAGE_DIR, TEST_ROOTFS, cgroup_v1_dirs,
                               is_root, probe, run, sandbox_env)
 
 pytestmark = [
@@ -19,14 +19,6 @@ pytestmark = [
     pytest.mark.skipif(not SANDPOOLD.exists(), reason=f"{SANDPOOLD} not built"),
     pytest.mark.skipif(not (TEST_ROOTFS / "usr/bin/probe").exists(), reason="test rootfs not built"),
 ]
-
-
-def children(pid):
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except FileNotFoundError:
-        return []
-    return [int(x) for x in text.split()]
 
 
 def host_status(pid):
