@@ -211,6 +211,21 @@ static int sandbox_reap(sp_sandbox *sb, bool block) {
                 return -EAGAIN;
         sb->reaped = true;
         sb->state = SANDBOX_DEAD;
+        sb->exit_code = si.si_code;
+        sb->exit_status = si.si_status;
+        return 0;
+}
+
+int sp_sandbox_try_reap(sp_sandbox *sb, int *ret_code, int *ret_status) {
+        int r = sandbox_reap(sb, false);
+        if (r < 0)
+                return r;
+        if (!sb->reaped)
+                return -ECHILD;
+        if (ret_code)
+                *ret_code = sb->exit_code;
+        if (ret_status)
+                *ret_status = sb->exit_status;
         return 0;
 }
 
@@ -282,7 +297,7 @@ int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *er
                 goto fail;
         }
         r = sp_stage_build(&sb->stage, spec->stage_dir, spec->name, spec->rootfs, userns_fd, spec->id_base,
-                           spec->limits.disk_bytes, errbuf, sizeof(errbuf));
+                           sp_limits_disk_size(&spec->limits), errbuf, sizeof(errbuf));
         if (r < 0) {
                 sp_error_set(err, r, "%s", errbuf);
                 goto fail;

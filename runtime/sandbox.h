@@ -122,6 +122,11 @@ typedef struct sp_sandbox_stats {
 } sp_sandbox_stats;
 int sp_sandbox_stats_read(const sp_sandbox *sb, sp_sandbox_stats *ret);
 
+/* Reap PID 1 if it has died, without blocking: 0 and how it ended
+ * (waitid's si_code, CLD_EXITED or CLD_KILLED, and si_status: the exit
+ * status or the signal), -EAGAIN while it lives. Idempotent. */
+int sp_sandbox_try_reap(sp_sandbox *sb, int *ret_code, int *ret_status);
+
 /* Kill everything inside (PID 1 with SIGKILL tears down the whole pid
  * namespace; on v2 cgroup.kill as well). Does not block. */
 int sp_sandbox_kill(sp_sandbox *sb);
