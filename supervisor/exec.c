@@ -289,8 +289,14 @@ static void job_output(exec_job *j, int which, const char *data, size_t n) {
         if (o->total < j->max_output)
                 keep = MIN((uint64_t) n, j->max_output - o->total);
         o->total += n;
-        if (keep < n)
+        if (keep < n && !j->truncated) {
                 j->truncated = true;
+                /* Whatever comes now is read only to be thrown away: below
+                 * everything else, so a flood starves nobody. */
+                for (int i = 0; i < 2; i++)
+                        if (j->out[i].src)
+                                (void) sd_event_source_set_priority(j->out[i].src, PRIO_DRAIN);
+        }
         if (keep == 0 || !j->req)
                 return;
 
@@ -447,8 +453,13 @@ static void job_finish(exec_job *j) {
                                 json_object_set_new(res, "error",
                                                     json_sprintf("cannot execute the command: %s",
                                                                  strerror(j->exit.spawn_errno)));
-                        if (j->session_ended)
+                        if (j->session_ended) {
                                 json_object_set_new(res, "session_ended", json_true());
+                                json_object_set_new(res, "end_reason", json_string(s->end_reason));
+                                if (s->died)
+                                        json_object_set_new(res, "error",
+                                                            json_sprintf("the sandbox died: %s", s->died_cause));
+                        }
                 }
                 if (j->stream) {
                         stream_push(r, res);
@@ -512,7 +523,7 @@ void exec_detach_request(exec_job *j) {
         job_set_paused(j, false); /* keep draining into nowhere */
 }
 
-void exec_abort_all(session *s, const char *why) {
+void exec_abort_all(session *s) {
         while (s->jobs) {
                 exec_job *j = s->jobs;
                 if (!j->exited) {
@@ -597,12 +608,15 @@ int exec_start(session *s, exec_params *p, request *r, sp_error *err) {
                 j->stdin_len = p->stdin_len;
                 if (sd_event_add_io(srv->event, &j->in_src, j->in_fd, EPOLLOUT, on_stdin_writable, j) < 0)
                         j->in_fd = safe_close(j->in_fd);
+                else
+                        (void) sd_event_source_set_priority(j->in_src, PRIO_WORK);
         }
         for (int i = 0; i < 2; i++)
                 if (sd_event_add_io(srv->event, &j->out[i].src, j->out[i].fd, EPOLLIN, on_output, j) >= 0)
-                        (void) sd_event_source_set_priority(j->out[i].src, SD_EVENT_PRIORITY_IMPORTANT);
-        (void) sd_event_add_time_relative(srv->event, &j->timer, CLOCK_MONOTONIC, j->timeout_ms * USEC_PER_MSEC, USEC_PER_MSEC,
-                                          on_timeout, j);
+                        (void) sd_event_source_set_priority(j->out[i].src, PRIO_WORK);
+        if (sd_event_add_time_relative(srv->event, &j->timer, CLOCK_MONOTONIC, j->timeout_ms * USEC_PER_MSEC,
+                                       USEC_PER_MSEC, on_timeout, j) >= 0)
+                (void) sd_event_source_set_priority(j->timer, PRIO_ENDS);
         if (j->stream)
                 stream_push(r, json_pack("{s:s,s:s,s:I,s:I,s:I}", "type", "start", "session_id", s->oneshot ? "" : s->id,
                                          "command_id", (json_int_t) j->id, "timeout_ms", (json_int_t) j->timeout_ms,

@@ -251,8 +251,10 @@ void http_connection_notify(void *cls, struct MHD_Connection *conn, void **socke
                 c->fd = ci ? ci->connect_fd : -1;
                 client_read_creds(c);
                 if (sd_event_add_time(srv->event, &c->deadline, CLOCK_MONOTONIC, UINT64_MAX, 0,
-                                      on_client_deadline, c) >= 0)
+                                      on_client_deadline, c) >= 0) {
+                        (void) sd_event_source_set_priority(c->deadline, PRIO_ENDS);
                         client_deadline(c, HEADER_DEADLINE_USEC);
+                }
                 srv->n_clients++;
                 srv->metrics.connections_accepted++;
                 *socket_context = c;
@@ -305,7 +307,8 @@ void request_suspend(request *r) {
         MHD_suspend_connection(r->conn);
         r->suspended = true;
         if (r->cl && r->cl->fd >= 0 && !r->hup_src)
-                (void) sd_event_add_io(r->srv->event, &r->hup_src, r->cl->fd, EPOLLRDHUP, on_client_hangup, r);
+                if (sd_event_add_io(r->srv->event, &r->hup_src, r->cl->fd, EPOLLRDHUP, on_client_hangup, r) >= 0)
+                        (void) sd_event_source_set_priority(r->hup_src, PRIO_ENDS);
 }
 
 void request_resume(request *r) {
@@ -370,6 +373,7 @@ bool request_wait_capacity(request *r) {
                 capacity_unlink(r);
                 return false;
         }
+        (void) sd_event_source_set_priority(r->capacity_timer, PRIO_ENDS);
         request_suspend(r);
         return true;
 }
@@ -425,6 +429,16 @@ void server_cancel_capacity_waiters(server *srv) {
                 reply_error(r, 503, "shutting_down", "the daemon is shutting down");
                 request_complete(r);
         }
+}
+
+/* 404 either way (not yours is answered as does not exist), but a session
+ * of the caller's that ended lately says why. */
+static void reply_no_session(request *r) {
+        const char *why = session_end_note(r->srv, r->session_id, r->cl->uid, r->cl->admin);
+
+        if (why)
+                return reply_error(r, 404, "not_found", "session %s has ended (%s)", r->session_id, why);
+        reply_error(r, 404, "not_found", "no such session: %s", r->session_id);
 }
 
 /* --- the access handler ------------------------------------------------ */
@@ -523,7 +537,7 @@ static void request_begin(request *r) {
         if (r->route->session) {
                 r->session = session_lookup(srv, r->session_id, r->cl->uid, r->cl->admin);
                 if (!r->session)
-                        return reply_error(r, 404, "not_found", "no such session: %s", r->session_id);
+                        return reply_no_session(r);
                 session_touch(r->session);
         }
 
@@ -644,7 +658,7 @@ enum MHD_Result http_access_handler(void *cls, struct MHD_Connection *conn, cons
                 else if (!r->reply && r->route->session &&
                          !(r->session = session_lookup(srv, r->session_id, r->cl->uid, r->cl->admin)))
                         /* it ended while the body was coming in */
-                        reply_error(r, 404, "not_found", "no such session: %s", r->session_id);
+                        reply_no_session(r);
                 else if (!r->reply) {
                         if (r->route->body == BODY_FILE)
                                 api_files_put_end(r);

@@ -224,9 +224,9 @@ int server_start_http(server *srv) {
         /* Requests first: starting a sandbox for the pool blocks the loop
          * for its parent-side setup (several ms), and a response already
          * queued must not wait behind it. */
-        (void) sd_event_source_set_priority(srv->mhd_io, SD_EVENT_PRIORITY_IMPORTANT);
-        (void) sd_event_source_set_priority(srv->mhd_timer, SD_EVENT_PRIORITY_IMPORTANT);
-        (void) sd_event_source_set_priority(srv->mhd_kick, SD_EVENT_PRIORITY_IMPORTANT);
+        (void) sd_event_source_set_priority(srv->mhd_io, PRIO_SERVE);
+        (void) sd_event_source_set_priority(srv->mhd_timer, PRIO_SERVE);
+        (void) sd_event_source_set_priority(srv->mhd_kick, PRIO_SERVE);
         server_kick(srv);
         return 0;
 }
@@ -290,6 +290,7 @@ void server_begin_shutdown(server *srv, const char *why) {
         srv->pool = NULL;
         log_info("All sandboxes destroyed in %.1f ms", (now_mono() - t) / 1000.0);
         server_kick(srv);
-        (void) sd_event_add_time(srv->event, &srv->drain_timer, CLOCK_MONOTONIC, now_mono(), USEC_PER_MSEC,
-                                 on_drain_timer, srv);
+        if (sd_event_add_time(srv->event, &srv->drain_timer, CLOCK_MONOTONIC, now_mono(), USEC_PER_MSEC,
+                              on_drain_timer, srv) >= 0)
+                (void) sd_event_source_set_priority(srv->drain_timer, PRIO_ENDS);
 }

@@ -193,19 +193,21 @@ static void pool_config(server *srv, pool_env *env, pool_options *o) {
         const sp_config *cfg = &srv->config.cfg;
 
         *env = (pool_env) {
-                .rootfs = cfg->rootfs,
-                .stage_dir = srv->stage_dir,
-                .idslot_dir = IDSLOT_DIR,
-                .cgroups = srv->cgroups,
-                .seccomp = srv->seccomp,
+                .box = {
+                        .rootfs = cfg->rootfs,
+                        .stage_dir = srv->stage_dir,
+                        .idslot_dir = IDSLOT_DIR,
+                        .cgroups = srv->cgroups,
+                        .seccomp = srv->seccomp,
+                        .id_base = cfg->id_base,
+                        .n_slots = srv->n_slots,
+                },
                 .limits = {
                         .memory_bytes = cfg->memory_limit,
                         .cpu_pct = cfg->cpu_limit,
                         .pids = cfg->pids_limit,
                         .disk_bytes = cfg->disk_limit,
                 },
-                .id_base = cfg->id_base,
-                .n_slots = srv->n_slots,
         };
         *o = (pool_options) {
                 .pool_size = cfg->pool_size,
@@ -418,9 +420,19 @@ static int serve(server *srv) {
         r = sd_event_set_watchdog(srv->event, true);
         if (r > 0)
                 log_info("systemd watchdog enabled");
-        (void) sd_event_add_signal(srv->event, NULL, SIGTERM, on_sigterm, srv);
-        (void) sd_event_add_signal(srv->event, NULL, SIGINT, on_sigterm, srv);
-        (void) sd_event_add_signal(srv->event, NULL, SIGHUP, on_sighup, srv);
+        /* Signals end work: nothing a sandbox or a client does may starve them. */
+        static const struct { int sig; sd_event_signal_handler_t fn; } sigs[] = {
+                { SIGTERM, on_sigterm }, { SIGINT, on_sigterm }, { SIGHUP, on_sighup },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++) {
+                sd_event_source *src = NULL;
+                r = sd_event_add_signal(srv->event, &src, sigs[i].sig, sigs[i].fn, srv);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch signal %d", sigs[i].sig);
+                (void) sd_event_source_set_priority(src, PRIO_ENDS);
+                (void) sd_event_source_set_floating(src, true);
+                sd_event_source_unref(src);
+        }
 
         r = setup_runtime(srv);
         if (r < 0)

@@ -13,11 +13,10 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "priority.h"
+#include "time-util.h"
 #include "sandbox.h"
 
-typedef uint64_t usec_t;
-#define USEC_PER_SEC 1000000ULL
-#define USEC_PER_MSEC 1000ULL
 
 typedef struct pool pool;
 typedef struct server server;
@@ -208,8 +207,6 @@ void http_connection_notify(void *cls, struct MHD_Connection *conn, void **socke
 
 /* util.c */
 int random_id_hex(char *ret, size_t n_bytes); /* ret has 2*n_bytes+1 chars */
-usec_t now_mono(void);
-usec_t now_real(void);
 json_t *json_time(usec_t realtime_usec);       /* "2026-01-02T03:04:05.678Z" */
 /* A JSON string from arbitrary bytes: invalid UTF-8 becomes U+FFFD. With
  * carry (3+1 bytes) an incomplete sequence at the end is kept for the next

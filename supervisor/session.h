@@ -30,9 +30,11 @@ struct session {
         bool oneshot;         /* POST /v1/run: not listed, ends with its command */
         session_state state;
 
-        pool_sandbox ps;      /* the sandbox, its id range and name, from the pool */
-        sp_sandbox *sb;       /* == ps.sb */
-        sd_event_source *ctrl_src, *pidfd_src, *timer, *end_src;
+        pool_sandbox *ps;     /* the sandbox, borrowed from the pool while ready */
+        pool_waiter *waiter;  /* STARTING: waiting for the pool's next one */
+        sp_sandbox *sb;       /* the runtime's sandbox of ps, NULL until ready */
+        char sandbox_name[32];
+        sd_event_source *timer, *end_src;
 
         usec_t created_real, created_mono, last_activity_mono;
         uint64_t timeout_ms, idle_timeout_ms;
@@ -40,6 +42,8 @@ struct session {
         json_t *env;          /* object: default environment for its commands */
         json_t *labels;       /* object of strings */
         const char *end_reason;
+        bool died;            /* its PID 1 died under it: end_reason says how */
+        char died_cause[160];
 
         exec_job *jobs;
         unsigned n_jobs;
@@ -61,23 +65,25 @@ void session_params_default(server *srv, session_params *p);
 int session_params_from_json(server *srv, json_t *body, session_params *p, const char **ret_err);
 
 /* Take a sandbox: a warm one from the pool (returns 1: ready now, cb is
- * not called), or one started for this session (returns 0: cb is called
- * when it is ready or failed). -EBUSY when every slot is in use (the caller
- * may wait for capacity), -EDQUOT when the uid has its maximum of
- * sessions. */
+ * not called), or the pool's next one (returns 0: cb is called when it is
+ * ready or failed). -EBUSY when every slot is in use (the caller may wait
+ * for capacity), -EDQUOT when the uid has its maximum of sessions. */
 int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
                 session_ready_fn cb, void *userdata, session **ret, sp_error *err);
 /* The session with that id, if uid may see it (owner or admin); else NULL,
  * the same for "not yours" as for "does not exist". */
 session *session_lookup(server *srv, const char *id, uid_t uid, bool admin);
 void session_touch(session *s);
-/* Tear it down now: kill everything, answer every waiting request, destroy
- * the sandbox (blocks ~1 ms while the kernel reaps PID 1), free. */
+/* Tear it down now: kill everything, answer every waiting request, give
+ * the sandbox back to the pool (which reaps it off the loop), free. */
 void session_destroy(session *s, const char *reason);
 /* The same, from the next loop iteration: safe inside the session's own
  * event callbacks. */
 void session_end_later(session *s, const char *reason);
 void session_destroy_all(server *srv, const char *reason);
+/* Why the session with that id, visible to uid, ended, if it did lately
+ * (a short memory of recent ends); NULL when unknown. */
+const char *session_end_note(server *srv, const char *id, uid_t uid, bool admin);
 /* The session's JSON (GET /v1/sessions/{id}, list, create); with_usage
  * reads the cgroup. */
 json_t *session_to_json(session *s, bool with_usage);
@@ -106,7 +112,7 @@ int exec_start(session *s, exec_params *p, request *r, sp_error *err);
  * request; the job frees itself when the command exits. */
 void exec_detach_request(exec_job *j);
 /* The session is ending: finish every job now as killed. */
-void exec_abort_all(session *s, const char *why);
+void exec_abort_all(session *s);
 /* A runtime event for one of the session's jobs. */
 void exec_handle_event(session *s, const sp_event *ev);
 /* The stream reader drained its queue: read the pipes again. */

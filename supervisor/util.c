@@ -57,20 +57,6 @@ int random_id_hex(char *ret, size_t n_bytes) {
         return 0;
 }
 
-static usec_t now_clock(clockid_t c) {
-        struct timespec ts;
-        clock_gettime(c, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + ts.tv_nsec / 1000;
-}
-
-usec_t now_mono(void) {
-        return now_clock(CLOCK_MONOTONIC);
-}
-
-usec_t now_real(void) {
-        return now_clock(CLOCK_REALTIME);
-}
-
 json_t *json_time(usec_t t) {
         time_t sec = t / USEC_PER_SEC;
         struct tm tm;
