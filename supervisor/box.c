@@ -188,7 +188,11 @@ int box_start(sd_event *e, const box_env *env, const sp_limits *limits, const ch
         b->event = sd_event_ref(e);
         r = sd_event_add_io(e, &b->ctrl_src, sp_sandbox_control_fd(b->sb), EPOLLIN, on_control, b);
         if (r >= 0)
-                r = sd_event_source_set_priority(b->ctrl_src, PRIO_ENDS);
+                /* Commands' exits go with their output (same priority, in
+                 * the order they became ready): a command's last lines are
+                 * read before its exit finishes it. A death is the pidfd's
+                 * to tell, at PRIO_ENDS. */
+                r = sd_event_source_set_priority(b->ctrl_src, PRIO_WORK);
         if (r >= 0)
                 r = sd_event_add_io(e, &b->pidfd_src, sp_sandbox_pidfd(b->sb), EPOLLIN, on_pidfd, b);
         if (r >= 0)

@@ -437,7 +437,7 @@ static void reply_no_session(request *r) {
         const char *why = session_end_note(r->srv, r->session_id, r->cl->uid, r->cl->admin);
 
         if (why)
-                return reply_error(r, 404, "not_found", "session %s has ended (%s)", r->session_id, why);
+                return reply_error(r, 404, "not_found", "no such session: %s (it has ended: %s)", r->session_id, why);
         reply_error(r, 404, "not_found", "no such session: %s", r->session_id);
 }
 

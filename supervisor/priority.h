@@ -7,13 +7,15 @@
  * starved by whatever produces it.
  *
  *   PRIO_ENDS   signals (SIGTERM, SIGHUP), command and session timeouts,
- *               session ends, a sandbox's PID 1 dying, commands' exits
- *               (the control socket), request deadlines. None of these can
- *               stay ready: each is one-shot, or disabled once it has said
- *               all it has to say.
+ *               session ends, a sandbox's PID 1 dying, request deadlines.
+ *               None of these can stay ready: each is one-shot, or
+ *               disabled once it has said all it has to say.
  *   PRIO_SERVE  the HTTP server: health and new requests stay fast while
  *               sandboxes flood their pipes.
- *   PRIO_WORK   commands' output pipes and stdin, pool refills.
+ *   PRIO_WORK   commands' output pipes, stdin, their starts and exits
+ *               (the control socket: an exit is handled after the output
+ *               that became ready before it), pool refills. Sources of one
+ *               priority take turns, so none of these starves another.
  *   PRIO_DRAIN  output past its cap, read only to throw it away. */
 
 #include <systemd/sd-event.h>

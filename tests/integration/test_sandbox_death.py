@@ -181,7 +181,7 @@ def test_seven_bombs_at_once(daemon):
     from test_resource_attacks import HealthProbe
     d = daemon
     with HealthProbe(d) as rest:
-        time.sleep(1.0)
+        time.sleep(2.0)
     rest_p50, rest_p99, _ = rest.check("at rest")
     sids = {k: d.session() for k in BOMBS}
     with HealthProbe(d) as hp:
@@ -193,9 +193,10 @@ def test_seven_bombs_at_once(daemon):
             assert r.status == 200, (k, r)
     _, p99, _ = hp.check("seven bombs")
     print("health p99 at rest %.2f ms, under seven bombs %.2f ms" % (rest_p99, p99))
-    # 2x of at rest, with a floor for a machine whose rest p99 is tens of
-    # microseconds (one scheduler tick is 4 ms)
-    assert p99 <= max(2 * rest_p99, 10.0), (rest_p99, p99)
+    # 2x of at rest, with a floor: on a shared 2-core machine seven bombs
+    # take the CPUs from the daemon for a few scheduler ticks at a time (a
+    # blocked or starved loop shows as seconds, not milliseconds)
+    assert p99 <= max(2 * rest_p99, 50.0), (rest_p99, p99)
     for k, sid in sids.items():
         assert d.delete("/v1/sessions/" + sid).status in (204, 404), k
     ends_cleanly(d)
