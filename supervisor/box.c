@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The supervisor's handle on one sandbox: see box.h. */
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 
@@ -10,8 +11,10 @@
 
 struct box {
         sd_event *event;
+        factory *factory;
+        factory_request *req;    /* STARTING: the factory is making it */
         box_state state;
-        sp_sandbox *sb;
+        sp_sandbox *sb;          /* NULL until the factory hands it over */
         sp_idslot slot;
         char name[32];
         sp_limits limits;
@@ -27,11 +30,17 @@ struct box {
 static void box_free(box *b) {
         b->ctrl_src = sd_event_source_disable_unref(b->ctrl_src);
         b->pidfd_src = sd_event_source_disable_unref(b->pidfd_src);
+        factory_cancel(TAKE_PTR(b->req));
         /* The sources went first, while their fds were still open: the fd
          * numbers are reused as soon as the sandbox closes them. */
-        int r = sp_sandbox_destroy(b->sb);
-        if (r < 0)
-                log_warning("sandbox %s: cleaning up: %s", b->name, strerror(-r));
+        if (b->sb) {
+                /* PID 1 is reaped here (it is dead: this does not wait);
+                 * the cgroup's directories go in the factory. */
+                int r = sp_sandbox_release(b->sb);
+                if (r < 0)
+                        log_warning("sandbox %s: cleaning up: %s", b->name, strerror(-r));
+                factory_remove_cgroup(b->factory, b->name);
+        }
         sp_idslot_release(&b->slot);
         sd_event_unref(b->event);
         free(b);
@@ -156,6 +165,58 @@ static int on_pidfd(sd_event_source *s, int fd, uint32_t revents, void *userdata
         return 0;
 }
 
+static int box_watch(box *b) {
+        int r = sd_event_add_io(b->event, &b->ctrl_src, sp_sandbox_control_fd(b->sb), EPOLLIN, on_control, b);
+        if (r >= 0)
+                /* Commands' exits go with their output (same priority, in
+                 * the order they became ready): a command's last lines are
+                 * read before its exit finishes it. A death is the pidfd's
+                 * to tell, at PRIO_ENDS. */
+                r = sd_event_source_set_priority(b->ctrl_src, PRIO_WORK);
+        if (r >= 0)
+                r = sd_event_add_io(b->event, &b->pidfd_src, sp_sandbox_pidfd(b->sb), EPOLLIN, on_pidfd, b);
+        if (r >= 0)
+                r = sd_event_source_set_priority(b->pidfd_src, PRIO_ENDS);
+        return r;
+}
+
+/* The factory's answer. */
+static void box_made(int error, const char *message, sp_sandbox *sb, void *userdata) {
+        box *b = userdata;
+        char msg[256];
+
+        b->req = NULL;
+        b->sb = sb;
+        if (sb && box_watch(b) < 0) {
+                (void) sp_sandbox_kill(sb);
+                if (error == 0)
+                        error = -ENOMEM;
+                message = "cannot watch the sandbox";
+        }
+        if (b->state == BOX_DESTROYING) {
+                /* destroyed while it was being made */
+                if (b->pidfd_src && sd_event_source_set_enabled(b->pidfd_src, SD_EVENT_ONESHOT) >= 0) {
+                        (void) sp_sandbox_kill(sb);
+                        return; /* on_pidfd finishes it */
+                }
+                box_finish(b);
+                return;
+        }
+        if (error < 0) {
+                snprintf(msg, sizeof(msg), "%s", message ? message : strerror(-error));
+                b->state = BOX_DEAD;
+                if (b->ctrl_src)
+                        (void) sd_event_source_set_enabled(b->ctrl_src, SD_EVENT_OFF);
+                if (b->pidfd_src)
+                        (void) sd_event_source_set_enabled(b->pidfd_src, SD_EVENT_OFF);
+                b->ops->ready(b, error, msg, b->userdata);
+                return;
+        }
+        b->state = BOX_READY;
+        b->ready_usec = now_mono();
+        b->ops->ready(b, 0, NULL, b->userdata);
+}
+
 int box_start(sd_event *e, const box_env *env, const sp_limits *limits, const char *name, uint32_t slot_hint,
               const box_holder_ops *ops, void *userdata, box **ret, sp_error *err) {
         box *b = calloc(1, sizeof(*b));
@@ -167,6 +228,7 @@ int box_start(sd_event *e, const box_env *env, const sp_limits *limits, const ch
         b->limits = *limits;
         b->ops = ops;
         b->userdata = userdata;
+        b->factory = env->factory;
         b->started_usec = now_mono();
         snprintf(b->name, sizeof(b->name), "%s", name);
         r = sp_idslot_acquire(env->idslot_dir, env->id_base, MAX(env->n_slots, 1u), slot_hint % MAX(env->n_slots, 1u),
@@ -175,33 +237,13 @@ int box_start(sd_event *e, const box_env *env, const sp_limits *limits, const ch
                 free(b);
                 return sp_error_set(err, r, "no free host id range in %s: %s", env->idslot_dir, strerror(-r));
         }
-        sp_sandbox_spec spec = {
-                .name = b->name, .rootfs = env->rootfs, .stage_dir = env->stage_dir, .id_base = b->slot.base,
-                .limits = *limits, .cgroups = env->cgroups, .seccomp = env->seccomp,
-        };
-        r = sp_sandbox_start(&spec, &b->sb, err);
-        if (r < 0) {
-                sp_idslot_release(&b->slot);
-                free(b);
-                return r;
-        }
         b->event = sd_event_ref(e);
-        r = sd_event_add_io(e, &b->ctrl_src, sp_sandbox_control_fd(b->sb), EPOLLIN, on_control, b);
-        if (r >= 0)
-                /* Commands' exits go with their output (same priority, in
-                 * the order they became ready): a command's last lines are
-                 * read before its exit finishes it. A death is the pidfd's
-                 * to tell, at PRIO_ENDS. */
-                r = sd_event_source_set_priority(b->ctrl_src, PRIO_WORK);
-        if (r >= 0)
-                r = sd_event_add_io(e, &b->pidfd_src, sp_sandbox_pidfd(b->sb), EPOLLIN, on_pidfd, b);
-        if (r >= 0)
-                r = sd_event_source_set_priority(b->pidfd_src, PRIO_ENDS);
+        b->state = BOX_STARTING;
+        r = factory_start(env->factory, b->name, b->slot.base, limits, box_made, b, &b->req, err);
         if (r < 0) {
                 box_free(b);
-                return sp_error_set(err, r, "cannot watch the sandbox: %s", strerror(-r));
+                return r;
         }
-        b->state = BOX_STARTING;
         *ret = b;
         return 0;
 }
@@ -218,6 +260,14 @@ void box_destroy(box *b, box_destroyed_fn done, void *userdata) {
         b->done = done;
         b->done_userdata = userdata;
         b->kill_usec = now_mono();
+        if (b->req)
+                return; /* still being made: box_made() finishes it */
+        if (!b->sb) {
+                /* never made: nothing to wait for (the caller may be our
+                 * own callback: box_made() does not touch b after it) */
+                box_finish(b);
+                return;
+        }
         (void) sd_event_source_set_enabled(b->ctrl_src, SD_EVENT_OFF);
         (void) sp_sandbox_kill(b->sb);
         /* The pidfd is readable once PID 1 is gone, reaped or not: it
@@ -227,9 +277,21 @@ void box_destroy(box *b, box_destroyed_fn done, void *userdata) {
                 log_warning("sandbox %s: cannot watch its pidfd; freed at exit", b->name);
 }
 
+void box_kill(box *b) {
+        if (b->sb)
+                (void) sp_sandbox_kill(b->sb);
+}
+
 void box_destroy_now(box *b) {
         b->state = BOX_DESTROYING;
         b->done = NULL;
+        if (b->sb) {
+                /* Killed (by the caller, all at once, or here); wait until
+                 * the kernel is done with it so that the reap succeeds. */
+                struct pollfd p = {.fd = sp_sandbox_pidfd(b->sb), .events = POLLIN};
+                (void) sp_sandbox_kill(b->sb);
+                (void) poll(&p, 1, 5000);
+        }
         box_free(b);
 }
 

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "factory.h"
 #include "idslot.h"
 #include "sandbox.h"
 
@@ -45,18 +46,15 @@ typedef enum box_state {
 /* What sandboxes are made of. Pointers are borrowed and must outlive
  * every box made from them. */
 typedef struct box_env {
-        const char *rootfs;
-        const char *stage_dir;
+        factory *factory;      /* makes the sandboxes and removes their cgroups */
         const char *idslot_dir;
-        sp_cgroup_manager *cgroups;
-        const sp_seccomp_program *seccomp;
         uid_t id_base;
         uint32_t n_slots;
 } box_env;
 
 /* Start a sandbox named name with these limits: claims a host id range
- * (trying slot_hint first), clones PID 1, does the parent's half of the
- * setup. The holder's ready() comes later. */
+ * (trying slot_hint first) and asks the factory for it. The holder's
+ * ready() comes when the factory hands it over (or fails). */
 int box_start(sd_event *e, const box_env *env, const sp_limits *limits, const char *name, uint32_t slot_hint,
               const box_holder_ops *ops, void *userdata, box **ret, sp_error *err);
 /* Hand the box to another holder: its events go there from now on. */
@@ -68,7 +66,9 @@ typedef void (*box_destroyed_fn)(box *b, uint64_t kill_to_reaped_usec, void *use
  * range, call done (may be NULL) and free the box. No holder callback
  * runs after this. */
 void box_destroy(box *b, box_destroyed_fn done, void *userdata);
-/* The same, blocking until reaped (shutdown). */
+/* Kill everything inside now, if it has been made (no-op otherwise). */
+void box_kill(box *b);
+/* The same as box_destroy(), blocking until reaped (shutdown). */
 void box_destroy_now(box *b);
 
 box_state box_get_state(const box *b);

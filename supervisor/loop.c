@@ -288,6 +288,9 @@ void server_begin_shutdown(server *srv, const char *why) {
          * reap it all now: after this no sandbox process exists. */
         pool_free(srv->pool);
         srv->pool = NULL;
+        /* after the pool: the workers remove the last sandboxes' cgroups */
+        factory_free(srv->factory);
+        srv->factory = NULL;
         log_info("All sandboxes destroyed in %.1f ms", (now_mono() - t) / 1000.0);
         server_kick(srv);
         if (sd_event_add_time(srv->event, &srv->drain_timer, CLOCK_MONOTONIC, now_mono(), USEC_PER_MSEC,

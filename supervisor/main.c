@@ -194,11 +194,8 @@ static void pool_config(server *srv, pool_env *env, pool_options *o) {
 
         *env = (pool_env) {
                 .box = {
-                        .rootfs = cfg->rootfs,
-                        .stage_dir = srv->stage_dir,
+                        .factory = srv->factory,
                         .idslot_dir = IDSLOT_DIR,
-                        .cgroups = srv->cgroups,
-                        .seccomp = srv->seccomp,
                         .id_base = cfg->id_base,
                         .n_slots = srv->n_slots,
                 },
@@ -389,6 +386,19 @@ static int setup_runtime(server *srv) {
         if (mkdir("/run/sandpool", 0711) < 0 && errno != EEXIST)
                 return log_error_errno(-errno, "Failed to create /run/sandpool");
 
+        /* Now, while the daemon is small: the workers, and every PID 1
+         * they fork, are copies of this process. */
+        {
+                factory_env fe = {.rootfs = cfg->rootfs, .stage_dir = srv->stage_dir, .cgroups = srv->cgroups,
+                                  .seccomp = srv->seccomp};
+                r = factory_new(srv->event, &fe, 0, &srv->factory, &err);
+                if (r < 0) {
+                        log_error("Failed to start the sandbox factory: %s", err.message);
+                        return r;
+                }
+                log_info("Sandbox factory: %u workers", factory_n_workers(srv->factory));
+        }
+
         {
                 pool_env env;
                 pool_options o;
@@ -459,6 +469,9 @@ static void server_done(server *srv) {
         /* kills every sandbox left, then reaps them all */
         pool_free(srv->pool);
         srv->pool = NULL;
+        /* after the pool: its last sandboxes' cgroups are removed by it */
+        factory_free(srv->factory);
+        srv->factory = NULL;
         server_stop_http(srv);
         srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);
         if (srv->cgroups)

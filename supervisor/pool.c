@@ -11,7 +11,7 @@
 #include "priority.h"
 #include "time-util.h"
 
-#define MAX_WARMING 4          /* sandboxes setting up at once */
+#define MAX_WARMING 8          /* sandboxes being made at once (by the factory's workers) */
 #define STARTS_PER_DISPATCH 2  /* then let requests in */
 #define BACKOFF_MIN_USEC 50000ULL
 #define BACKOFF_MAX_USEC 30000000ULL
@@ -332,10 +332,21 @@ static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_
         return 0;
 }
 
+static bool refill_needed(const pool *p) {
+        return N(p, E_WARM) + n_warming_shared(p) < pool_demand(p) && pool_total(p) < p->o.max_pool_size;
+}
+
+static int on_refill(sd_event_source *s, void *userdata);
+
 static int on_backoff(sd_event_source *s, uint64_t usec, void *userdata) {
         pool *p = userdata;
         p->backoff_timer = sd_event_source_disable_unref(p->backoff_timer);
-        schedule_refill(p);
+        /* The wait is over: try again now. (Through schedule_refill() this
+         * would only arm the next backoff while failures > 0, and the pool
+         * would never be refilled after one failure.) */
+        if (!p->refill_src && refill_needed(p) &&
+            sd_event_add_defer(p->event, &p->refill_src, on_refill, p) >= 0)
+                (void) sd_event_source_set_priority(p->refill_src, PRIO_WORK);
         return 0;
 }
 
@@ -343,10 +354,6 @@ static void arm_backoff(pool *p, unsigned shift) {
         /* A broken image must not spin the CPU: back off, doubling up to 30 s. */
         uint64_t delay = MIN(BACKOFF_MIN_USEC << MIN(shift, 20u), BACKOFF_MAX_USEC);
         (void) sd_event_add_time_relative(p->event, &p->backoff_timer, CLOCK_MONOTONIC, delay, 0, on_backoff, p);
-}
-
-static bool refill_needed(const pool *p) {
-        return N(p, E_WARM) + n_warming_shared(p) < pool_demand(p) && pool_total(p) < p->o.max_pool_size;
 }
 
 static int on_refill(sd_event_source *s, void *userdata) {
@@ -441,8 +448,7 @@ int pool_new(sd_event *e, const pool_env *env, const pool_options *o, pool_capac
 }
 
 void pool_reconfigure(pool *p, const pool_env *env, const pool_options *o) {
-        bool same = limits_equal(&p->env.limits, &env->limits) && streq_ptr(p->env.box.rootfs, env->box.rootfs) &&
-                    p->env.box.seccomp == env->box.seccomp;
+        bool same = limits_equal(&p->env.limits, &env->limits);
         p->env = *env;
         p->o = *o;
         if (!same) {
@@ -572,7 +578,7 @@ void pool_free(pool *p) {
          * down in parallel. */
         for (size_t i = 0; i < _E_MAX; i++)
                 for (pool_sandbox *e = p->lists[i].head; e; e = e->next)
-                        (void) sp_sandbox_kill(box_sandbox(e->b));
+                        box_kill(e->b);
         for (size_t i = 0; i < _E_MAX; i++)
                 while (p->lists[i].head) {
                         pool_sandbox *e = p->lists[i].head;

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "factory.h"
 #include "priority.h"
 #include "time-util.h"
 #include "sandbox.h"
@@ -59,6 +60,7 @@ struct server {
         sp_cgroup_manager *cgroups;
         sp_seccomp_program *seccomp;
         uint32_t n_slots;          /* id ranges we may claim (sp_idslot, cross-process) */
+        factory *factory;          /* makes sandboxes off the loop (worker processes) */
         pool *pool;                /* every sandbox comes from and goes back to it */
         uint64_t sandbox_counter;  /* for unique sandbox names */
 
