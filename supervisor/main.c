@@ -11,8 +11,12 @@
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
+#include "http.h"
+#include "lifecycle.h"
 #include "log.h"
+#include "notify.h"
 #include "pool.h"
+#include "routes.h"
 #include "run.h"
 #include "server.h"
 #include "session.h"
@@ -403,7 +407,7 @@ static int setup_runtime(server *srv) {
                 pool_env env;
                 pool_options o;
                 pool_config(srv, &env, &o);
-                r = pool_new(srv->event, &env, &o, server_capacity_changed, srv, &srv->pool);
+                r = pool_new(srv->event, &env, &o, http_capacity_changed, srv, &srv->pool);
                 if (r < 0)
                         return log_error_errno(r, "Failed to create the pool");
         }
@@ -447,10 +451,12 @@ static int serve(server *srv) {
         r = setup_runtime(srv);
         if (r < 0)
                 return r;
+        srv->routes = api_routes;
+        srv->n_routes = api_n_routes;
         r = server_listen(srv);
         if (r < 0)
                 return r;
-        r = server_start_http(srv);
+        r = http_start(srv);
         if (r < 0)
                 return r;
 
@@ -464,7 +470,7 @@ static int serve(server *srv) {
 }
 
 static void server_done(server *srv) {
-        server_cancel_capacity_waiters(srv);
+        http_cancel_capacity_waiters(srv);
         session_destroy_all(srv, "exit");
         /* kills every sandbox left, then reaps them all */
         pool_free(srv->pool);
@@ -472,7 +478,7 @@ static void server_done(server *srv) {
         /* after the pool: its last sandboxes' cgroups are removed by it */
         factory_free(srv->factory);
         srv->factory = NULL;
-        server_stop_http(srv);
+        http_stop(srv);
         srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);
         if (srv->cgroups)
                 sp_cgroup_manager_free(srv->cgroups);

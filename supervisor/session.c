@@ -5,7 +5,9 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "notify.h"
 #include "session.h"
+#include "util.h"
 
 void session_params_default(server *srv, session_params *p) {
         const sp_config *cfg = &srv->config.cfg;
@@ -103,7 +105,59 @@ static void session_mark_ready(session *s, bool from_pool) {
 }
 
 static void box_session_command(box *b, const sp_event *ev, void *userdata) {
-        exec_handle_event(userdata, ev);
+        session *s = userdata;
+
+        for (unsigned i = 0; i < s->n_jobs; i++)
+                if (job_id(s->jobs[i]) == ev->id) {
+                        job_handle_event(s->jobs[i], ev);
+                        return;
+                }
+}
+
+/* A command of the session is over: count it, forget it. */
+static void session_job_finished(job *j, const job_result *res, void *userdata) {
+        session *s = userdata;
+
+        if (res->timed_out)
+                s->srv->metrics.execs_timed_out++;
+        if (res->truncated)
+                s->srv->metrics.execs_truncated++;
+        for (unsigned i = 0; i < s->n_jobs; i++)
+                if (s->jobs[i] == j) {
+                        s->jobs[i] = s->jobs[--s->n_jobs];
+                        break;
+                }
+        job_free(j);
+        if (s->state == SESSION_ENDING)
+                return;
+        session_touch(s);
+        session_rearm_timer(s);
+        if (s->oneshot && s->n_jobs == 0)
+                session_end_later(s, "run finished");
+}
+
+int session_exec(session *s, const job_spec *spec, job **ret, sp_error *err) {
+        job *j;
+        int r;
+
+        if (s->state != SESSION_READY || !s->sb)
+                return sp_error_set(err, -EPIPE, "the session's sandbox is not running");
+        if (s->n_jobs == s->cap_jobs) {
+                unsigned cap = s->cap_jobs ? s->cap_jobs * 2 : 4;
+                job **n = realloc(s->jobs, cap * sizeof(*n));
+                if (!n)
+                        return sp_error_set(err, -ENOMEM, "out of memory");
+                s->jobs = n;
+                s->cap_jobs = cap;
+        }
+        r = job_start(s->srv->event, s->sb, s->oneshot ? NULL : s->id, spec, session_job_finished, s, &j, err);
+        if (r < 0)
+                return r;
+        s->jobs[s->n_jobs++] = j;
+        s->srv->metrics.execs_started++;
+        session_rearm_timer(s);
+        *ret = j;
+        return 0;
 }
 
 static void box_session_died(box *b, const char *cause, void *userdata) {
@@ -338,7 +392,8 @@ void session_destroy(session *s, const char *reason) {
         /* Kill first, so that every command's EOF and exit are final. */
         if (s->sb)
                 (void) sp_sandbox_kill(s->sb);
-        exec_abort_all(s);
+        while (s->n_jobs > 0)
+                job_abort(s->jobs[0], reason, s->died ? s->died_cause : NULL);
         if (s->ready_cb) {
                 session_ready_fn cb = s->ready_cb;
                 s->ready_cb = NULL;
@@ -357,6 +412,7 @@ void session_destroy(session *s, const char *reason) {
                     (now_mono() - t0) / 1000.0);
         json_decref(s->env);
         json_decref(s->labels);
+        free(s->jobs);
         free(s);
         notify_status(srv);
 }

@@ -5,6 +5,7 @@
  * idle timeout enforced by one timer, and the commands running in it. */
 
 #include "idslot.h"
+#include "job.h"
 #include "pool.h"
 #include "server.h"
 
@@ -45,8 +46,8 @@ struct session {
         bool died;            /* its PID 1 died under it: end_reason says how */
         char died_cause[160];
 
-        exec_job *jobs;
-        unsigned n_jobs;
+        job **jobs;           /* its commands, running; owned */
+        unsigned n_jobs, cap_jobs;
 
         session_ready_fn ready_cb;
         void *ready_userdata;
@@ -84,36 +85,12 @@ void session_destroy_all(server *srv, const char *reason);
 /* Why the session with that id, visible to uid, ended, if it did lately
  * (a short memory of recent ends); NULL when unknown. */
 const char *session_end_note(server *srv, const char *id, uid_t uid, bool admin);
+/* Start a command in the ready session: the job is the session's until it
+ * ends (its sinks are the caller's to attach). -EPIPE when the sandbox is
+ * gone. */
+int session_exec(session *s, const job_spec *spec, job **ret, sp_error *err);
+
 /* The session's JSON (GET /v1/sessions/{id}, list, create); with_usage
  * reads the cgroup. */
 json_t *session_to_json(session *s, bool with_usage);
 void session_rearm_timer(session *s);
-
-/* exec.c */
-typedef struct exec_params {
-        char **argv;          /* owned, NULL-terminated */
-        char **envp;          /* owned */
-        char *cwd;            /* owned, may be NULL */
-        char *stdin_data;     /* owned, may be NULL */
-        size_t stdin_len;
-        uint64_t timeout_ms;
-        uint64_t max_output;
-        bool stream;
-} exec_params;
-
-void exec_params_done(exec_params *p);
-/* Parse and validate an exec body; on error -EINVAL and *ret_err says why. */
-int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, char **ret_err);
-/* Start the command for the request: the reply (buffered) or the stream
- * end comes when it exits. Returns 0, or -errno with err filled (nothing
- * started). */
-int exec_start(session *s, exec_params *p, request *r, sp_error *err);
-/* The request is gone (client disconnected): kill the command, forget the
- * request; the job frees itself when the command exits. */
-void exec_detach_request(exec_job *j);
-/* The session is ending: finish every job now as killed. */
-void exec_abort_all(session *s);
-/* A runtime event for one of the session's jobs. */
-void exec_handle_event(session *s, const sp_event *ev);
-/* The stream reader drained its queue: read the pipes again. */
-void exec_stream_drained(exec_job *j);
