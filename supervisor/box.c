@@ -295,6 +295,15 @@ void box_destroy_now(box *b) {
         box_free(b);
 }
 
+int box_set_limits(box *b, const sp_limits *limits, sp_error *err) {
+        if (b->state != BOX_READY || !b->sb)
+                return sp_error_set(err, -EBUSY, "sandbox %s is not ready", b->name);
+        int r = sp_sandbox_set_limits(b->sb, limits, err);
+        if (r >= 0)
+                b->limits = *limits;
+        return r;
+}
+
 box_state box_get_state(const box *b) {
         return b->state;
 }

@@ -71,6 +71,10 @@ void box_kill(box *b);
 /* The same as box_destroy(), blocking until reaped (shutdown). */
 void box_destroy_now(box *b);
 
+/* Lower memory, cpu or pids of a ready box (a warm sandbox handed to a
+ * session that asked for less): written into its cgroup. */
+int box_set_limits(box *b, const sp_limits *limits, sp_error *err);
+
 box_state box_get_state(const box *b);
 sp_sandbox *box_sandbox(const box *b);
 const char *box_name(const box *b);

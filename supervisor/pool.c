@@ -191,7 +191,7 @@ static void waiter_serve(pool_waiter *w, pool_sandbox *e) {
 
         if (!limits_equal(&w->limits, box_limits(e->b)))
                 /* a sandbox of the defaults, for limits that lower them */
-                r = sp_sandbox_set_limits(box_sandbox(e->b), &w->limits, &err);
+                r = box_set_limits(e->b, &w->limits, &err);
         waiter_unlink(w);
         free(w);
         if (r < 0) {
@@ -493,7 +493,7 @@ int pool_acquire(pool *p, const sp_limits *limits, pool_acquired_fn cb, void *us
         *ret_waiter = NULL;
         if (fits && (e = warm_newest(p))) {
                 if (!limits_equal(limits, &p->env.limits)) {
-                        r = sp_sandbox_set_limits(box_sandbox(e->b), limits, err);
+                        r = box_set_limits(e->b, limits, err);
                         if (r < 0)
                                 return r;
                 }
