@@ -17,7 +17,9 @@
 #include "notify.h"
 #include "pool.h"
 #include "routes.h"
+#include "paths.h"
 #include "run.h"
+#include "seccomp-cache.h"
 #include "server.h"
 #include "session.h"
 
@@ -318,7 +320,6 @@ static int setup_runtime(server *srv) {
         const sp_config *cfg = &srv->config.cfg;
         sp_cgroup_manager_options opts = {};
         _cleanup_free_ char *stage = NULL;
-        sp_policy *policy = NULL;
         sp_error err = {};
         int r;
 
@@ -368,17 +369,16 @@ static int setup_runtime(server *srv) {
         if (r > 0)
                 log_info("Removed %d sandbox cgroups left by a daemon that is gone", r);
 
-        r = sp_policy_load_file(cfg->seccomp_policy, &policy, &err);
+        if (mkdir(RUN_DIR, 0711) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Failed to create %s", RUN_DIR);
+        bool hit;
+        r = sp_seccomp_load_cached(cfg->seccomp_policy, SECCOMP_CACHE_DIR, &srv->seccomp, &hit, &err);
         if (r < 0) {
                 log_error("Failed to load the seccomp policy: %s", err.message);
                 return r;
         }
-        r = sp_seccomp_compile(policy, &srv->seccomp, &err);
-        sp_policy_free(policy);
-        if (r < 0) {
-                log_error("Failed to compile the seccomp policy: %s", err.message);
-                return r;
-        }
+        log_info("Seccomp policy %s: %u BPF instructions (%s)", cfg->seccomp_policy, srv->seccomp->prog.len,
+                 hit ? "compiled earlier, from the cache" : "compiled");
 
         /* Each sandbox takes SP_ID_RANGE host ids from id_base up; never
          * hand out a range that would wrap past the top of uid_t. */
@@ -387,9 +387,6 @@ static int setup_runtime(server *srv) {
                 log_error("id_base %u leaves no room for a sandbox's %u ids", cfg->id_base, SP_ID_RANGE);
                 return -ERANGE;
         }
-        if (mkdir("/run/sandpool", 0711) < 0 && errno != EEXIST)
-                return log_error_errno(-errno, "Failed to create /run/sandpool");
-
         /* Now, while the daemon is small: the workers, and every PID 1
          * they fork, are copies of this process. */
         {

@@ -14,12 +14,11 @@
 #include "build-config.h"
 #include "config.h"
 #include "idslot.h"
+#include "paths.h"
 #include "run.h"
 #include "sandbox.h"
+#include "seccomp-cache.h"
 
-#define RUN_DIR "/run/sandpool"
-#define STAGE_DIR RUN_DIR "/stage"
-#define IDSLOT_DIR RUN_DIR "/ids"
 #define SETUP_TIMEOUT_MS 10000
 #define EXIT_SETUP_FAILED 125
 
@@ -363,7 +362,6 @@ int sandpoold_run_main(int argc, char **argv) {
         run_opts o = {};
         run_result res = {};
         sp_error err = {};
-        sp_policy *policy = NULL;
         sp_seccomp_program *prog = NULL;
         sp_cgroup_manager *cgm = NULL;
         int r, ret;
@@ -403,7 +401,8 @@ int sandpoold_run_main(int argc, char **argv) {
                 ret = setup_fail("prepare", &err);
                 goto out;
         }
-        if (sp_policy_load_file(o.policy, &policy, &err) < 0 || sp_seccomp_compile(policy, &prog, &err) < 0) {
+        /* Compiled once per policy, not once per run (seccomp-cache.h). */
+        if (sp_seccomp_load_cached(o.policy, SECCOMP_CACHE_DIR, &prog, NULL, &err) < 0) {
                 ret = setup_fail("seccomp policy", &err);
                 goto out;
         }
@@ -434,7 +433,6 @@ int sandpoold_run_main(int argc, char **argv) {
 out:
         sp_cgroup_manager_free(cgm);
         sp_seccomp_program_free(prog);
-        sp_policy_free(policy);
         sp_config_set_done(&cs);
         return ret;
 }

@@ -9,9 +9,6 @@
 #include "pool.h"
 #include "server.h"
 
-/* Claimed with flock() here, shared with `sandpoold run` and any other
- * daemon on the host: two live sandboxes never share a host id range. */
-#define IDSLOT_DIR "/run/sandpool/ids"
 
 typedef enum session_state {
         SESSION_STARTING, /* the sandbox's PID 1 is still setting up */
