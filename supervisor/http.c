@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 
+#include "api-config.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -39,6 +40,7 @@ static const route routes[] = {
         { "PUT", "/v1/sessions/*/files", NULL, BODY_FILE, true },
         { "DELETE", "/v1/sessions/*/files", api_files_delete, BODY_NONE, true },
         { "POST", "/v1/run", api_run, BODY_JSON, false },
+        { "GET", "/v1/config", api_config, BODY_NONE, false },
 };
 
 /* Does url match pattern? The segment under '*' goes to id. */
