@@ -134,6 +134,15 @@ static void raise_nofile(void) {
 
 static void pool_config(server *srv, pool_env *env, pool_options *o);
 
+/* Defaults that followed a value the user set: worth a notice each. */
+static void log_config_notices(const sp_config_set *s) {
+        for (const char *p = s->notices; p && *p;) {
+                const char *nl = strchrnul(p, '\n');
+                log_full(LOG_NOTICE, NULL, "Configuration: %.*s", (int) (nl - p), p);
+                p = *nl ? nl + 1 : nl;
+        }
+}
+
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         server *srv = userdata;
 
@@ -152,6 +161,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 
         notify_reloading();
         r = sp_config_load(&fresh, srv->config_path, NULL, &err);
+        if (r >= 0)
+                log_config_notices(&fresh);
         if (r < 0) {
                 log_error("Reload failed, keeping the running configuration: %s", err.message);
                 notify_status(srv);
@@ -508,6 +519,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "sandpoold: %s\n", err.message);
                 return 1;
         }
+        log_config_notices(&srv.config);
         if (a.print_config) {
                 sp_config_print(&srv.config, stdout);
                 sp_config_set_done(&srv.config);

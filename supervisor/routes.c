@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The routing table of the API (docs/api.md). */
+#include "api-config.h"
 #include "api-exec.h"
 #include "api-files.h"
 #include "api-health.h"
@@ -19,6 +20,7 @@ const route api_routes[] = {
           .body_begin = api_files_put_begin, .body_data = api_files_put_data, .body_end = api_files_put_end },
         { "DELETE", "/v1/sessions/*/files", api_files_delete, BODY_NONE, true },
         { "POST", "/v1/run", api_run, BODY_JSON, false },
+        { "GET", "/v1/config", api_config, BODY_NONE, false },
 };
 
 const size_t api_n_routes = ELEMENTSOF(api_routes);
