@@ -23,6 +23,8 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -32,13 +34,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
+#include <linux/sched.h>
+#include <sched.h>
 
 extern char **environ;
 
@@ -135,8 +142,9 @@ static void print_result(const char *name, struct samples *s, double wall_s, con
                 sum += s->us[i];
         printf("{\"name\":\"%s\",\"n\":%zu,\"errors\":%u", name, s->n, s->errors);
         if (s->n > 0)
-                printf(",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"mean_us\":%.1f,"
-                       "\"min_us\":%.1f,\"max_us\":%.1f",
+                printf(",\"p10_us\":%.1f,\"p25_us\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
+                       "\"mean_us\":%.1f,\"min_us\":%.1f,\"max_us\":%.1f",
+                       percentile(s->us, s->n, 10), percentile(s->us, s->n, 25),
                        percentile(s->us, s->n, 50), percentile(s->us, s->n, 90),
                        percentile(s->us, s->n, 99), sum / (double) s->n, s->us[0], s->us[s->n - 1]);
         if (wall_s > 0)
@@ -406,10 +414,12 @@ static int check_status(const char *what, int q, const struct response *r, int w
         return 0;
 }
 
-/* Timed: the POST only. The id is parsed afterwards by the caller. */
-static int api_session_create(struct conn *c, char ret_id[static SESSION_ID_MAX], double *ret_us) {
+/* Timed: the POST only. The id (and, when asked, the sandbox's name) is
+ * parsed after the clock has stopped. */
+static int api_session_create_named(struct conn *c, char ret_id[static SESSION_ID_MAX], char *ret_sandbox,
+                                    double *ret_us) {
         struct response r = {};
-        json_t *root, *id;
+        json_t *root, *id, *sb;
         uint64_t t0 = now_ns();
         int q = http_request(c, "POST", "/v1/sessions", NULL, &r);
 
@@ -425,7 +435,31 @@ static int api_session_create(struct conn *c, char ret_id[static SESSION_ID_MAX]
                 q = -EPROTO;
         else
                 strcpy(ret_id, json_string_value(id));
+        if (q >= 0 && ret_sandbox) {
+                sb = json_object_get(root, "sandbox");
+                if (!json_is_string(sb) || strlen(json_string_value(sb)) >= SESSION_ID_MAX)
+                        q = -EPROTO;
+                else
+                        strcpy(ret_sandbox, json_string_value(sb));
+        }
         json_decref(root);
+        response_clear(&r);
+        return q;
+}
+
+static int api_session_create(struct conn *c, char ret_id[static SESSION_ID_MAX], double *ret_us) {
+        return api_session_create_named(c, ret_id, NULL, ret_us);
+}
+
+/* GET /v1/health on the same keep-alive connection: an HTTP round trip of
+ * the daemon that does no work, the comparator of every other request. */
+static int api_health_once(struct conn *c, double *ret_us) {
+        struct response r = {};
+        uint64_t t0 = now_ns();
+        int q = http_request(c, "GET", "/v1/health", NULL, &r);
+
+        *ret_us = (double) (now_ns() - t0) / 1e3;
+        q = check_status("GET /v1/health", q, &r, 200);
         response_clear(&r);
         return q;
 }
@@ -565,9 +599,227 @@ static int run_command(char *const *argv, unsigned long iter, double *ret_us) {
         return 0;
 }
 
+/* ---- destroy: the daemon's, and the same kill and reap by hand ------------ */
+
+#define MAX_CGROUP_DIRS 8
+
+/* The directories that hold the daemon's sandbox cgroups, one per hierarchy
+ * (--cgroup-dirs): a destroy is over when the sandbox's cgroup is gone from
+ * every one of them, i.e. its PID 1 was killed and reaped and its cgroup
+ * removed. */
+static char *cgroup_dirs[MAX_CGROUP_DIRS];
+static int n_cgroup_dirs;
+
+static int split_dirs(char *list, char **dirs, int max) {
+        char *save = NULL;
+        int n = 0;
+
+        for (char *d = strtok_r(list, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
+                if (n == max)
+                        return -E2BIG;
+                dirs[n++] = d;
+        }
+        return n;
+}
+
+static int sleep_us(long us) {
+        struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+
+        return nanosleep(&ts, NULL);
+}
+
+/* Watches, set before the clock starts: IN_DELETE of `name` below each dir. */
+static int watch_dirs(char *const *dirs, int n) {
+        int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+
+        if (fd < 0)
+                return -errno;
+        for (int i = 0; i < n; i++)
+                if (inotify_add_watch(fd, dirs[i], IN_DELETE | IN_ONLYDIR) < 0) {
+                        int r = -errno;
+
+                        close(fd);
+                        return r;
+                }
+        return fd;
+}
+
+/* Until dir/name is gone in every dir: the inotify fd wakes us at each
+ * removal, so the clock stops when the last one goes, not at a poll tick. */
+static int wait_gone(int ifd, char *const *dirs, int n, const char *name, int timeout_ms) {
+        uint64_t deadline = now_ns() + (uint64_t) timeout_ms * UINT64_C(1000000);
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+        for (;;) {
+                bool all_gone = true;
+                struct pollfd pfd = { .fd = ifd, .events = POLLIN };
+                uint64_t now;
+
+                for (int i = 0; i < n && all_gone; i++) {
+                        char path[PATH_MAX];
+
+                        snprintf(path, sizeof(path), "%s/%s", dirs[i], name);
+                        all_gone = access(path, F_OK) < 0 && errno == ENOENT;
+                }
+                if (all_gone)
+                        return 0;
+                now = now_ns();
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                if (poll(&pfd, 1, (int) ((deadline - now) / 1000000) + 1) < 0 && errno != EINTR)
+                        return -errno;
+                while (read(ifd, buf, sizeof(buf)) > 0)
+                        ;       /* drained; the access() above decides */
+        }
+}
+
+/*
+ * The daemon's destroy: a session is made and the pool left at rest
+ * (untimed), then the clock runs from the DELETE until the sandbox's cgroup
+ * has left every hierarchy. *ret_answer_us is the DELETE's answer alone.
+ */
+static int api_destroy(struct conn *c, double *ret_us, double *ret_answer_us) {
+        char id[SESSION_ID_MAX], name[SESSION_ID_MAX];
+        double untimed;
+        uint64_t t0;
+        int ifd, q;
+
+        if (n_cgroup_dirs == 0) {
+                report_error("api:destroy needs --cgroup-dirs");
+                return -EINVAL;
+        }
+        q = api_session_create_named(c, id, name, &untimed);
+        if (q < 0)
+                return q;
+        if (wait_warm)
+                (void) api_wait_warm(c);
+        ifd = watch_dirs(cgroup_dirs, n_cgroup_dirs);
+        if (ifd < 0) {
+                report_error("inotify on the cgroup dirs: %s", strerror(-ifd));
+                (void) api_session_delete(c, id, &untimed);
+                return ifd;
+        }
+        t0 = now_ns();
+        q = api_session_delete(c, id, ret_answer_us);
+        if (q >= 0) {
+                q = wait_gone(ifd, cgroup_dirs, n_cgroup_dirs, name, 10000);
+                if (q < 0)
+                        report_error("sandbox %s: cgroup still there 10 s after its DELETE", name);
+        }
+        *ret_us = (double) (now_ns() - t0) / 1e3;
+        close(ifd);
+        return q;
+}
+
+/* PID 1 of a new pid namespace, as a sandbox's is: it waits to be killed. */
+static pid_t clone_pid1(int *ret_pidfd) {
+        struct clone_args args = {
+                .flags = CLONE_PIDFD | CLONE_NEWPID,
+                .pidfd = (uint64_t) (uintptr_t) ret_pidfd,
+                .exit_signal = SIGCHLD,
+        };
+        long pid = syscall(SYS_clone3, &args, sizeof(args));
+
+        if (pid == 0) {
+                for (;;)
+                        pause();
+        }
+        return (pid_t) pid;
+}
+
+static int write_pid(const char *dir, pid_t pid) {
+        char buf[32];
+        int dfd, fd, n, q = 0;
+
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        fd = openat(dfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        q = fd < 0 ? -errno : 0;
+        close(dfd);
+        if (fd < 0)
+                return q;
+        n = snprintf(buf, sizeof(buf), "%d\n", (int) pid);
+        if (write(fd, buf, (size_t) n) != n)
+                q = -errno;
+        close(fd);
+        return q;
+}
+
+/* rmdir with the daemon's retry: EBUSY while the killed task is still
+ * leaving the cgroup (100 us sleeps, then 2 ms, for at most 1 s). */
+static int rmdir_cgroup(const char *path) {
+        uint64_t deadline = now_ns() + UINT64_C(1000000000);
+
+        for (unsigned i = 0;; i++) {
+                if (rmdir(path) == 0 || errno == ENOENT)
+                        return 0;
+                if (errno != EBUSY || now_ns() >= deadline)
+                        return -errno;
+                sleep_us(i < 10 ? 100 : 2000);
+        }
+}
+
+/*
+ * The same destroy by hand: PID 1 of its own pid namespace, in a cgroup of
+ * its own in each hierarchy below the dirs given (made untimed), killed
+ * with pidfd_send_signal(SIGKILL), reaped with waitid(P_PIDFD) and its
+ * cgroups removed, as the daemon does it; timed from the kill to the last
+ * rmdir.
+ */
+static int hand_kill(char *const *dirs, int n, unsigned long iter, double *ret_us) {
+        char paths[MAX_CGROUP_DIRS][PATH_MAX];
+        siginfo_t si = {};
+        int pidfd = -1, q = 0;
+        uint64_t t0;
+        pid_t pid;
+
+        for (int i = 0; i < n; i++) {
+                snprintf(paths[i], sizeof(paths[i]), "%s/h-%d-%lu", dirs[i], (int) getpid(), iter);
+                if (mkdir(paths[i], 0755) < 0 && errno != EEXIST) {
+                        q = -errno;
+                        report_error("mkdir %s: %s", paths[i], strerror(-q));
+                        for (int k = 0; k < i; k++)
+                                (void) rmdir(paths[k]);
+                        return q;
+                }
+        }
+        pid = clone_pid1(&pidfd);
+        if (pid < 0) {
+                q = -errno;
+                report_error("clone3: %s", strerror(-q));
+        }
+        for (int i = 0; i < n && q >= 0; i++) {
+                q = write_pid(paths[i], pid);
+                if (q < 0)
+                        report_error("%s/cgroup.procs: %s", paths[i], strerror(-q));
+        }
+        t0 = now_ns();
+        if (pid > 0) {
+                if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0 && q >= 0)
+                        q = -errno;
+                while (syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED, NULL) < 0 && errno == EINTR)
+                        ;
+                close(pidfd);
+        }
+        for (int i = 0; i < n; i++) {
+                int r = rmdir_cgroup(paths[i]);
+
+                if (r < 0 && q >= 0) {
+                        report_error("rmdir %s: %s", paths[i], strerror(-r));
+                        q = r;
+                }
+        }
+        *ret_us = (double) (now_ns() - t0) / 1e3;
+        return q;
+}
+
 /* ---- compare: probes interleaved round by round -------------------------- */
 
-enum probe_kind { PROBE_CMD, PROBE_SESSION, PROBE_CREATE, PROBE_DELETE, PROBE_EXEC, PROBE_RUN };
+enum probe_kind {
+        PROBE_CMD, PROBE_SESSION, PROBE_CREATE, PROBE_DELETE, PROBE_EXEC, PROBE_RUN,
+        PROBE_HEALTH, PROBE_DESTROY, PROBE_KILL,
+};
 
 struct probe {
         char name[64];
@@ -575,11 +827,16 @@ struct probe {
         char *argv[MAX_ARGS + 1];
         char session[SESSION_ID_MAX];
         struct samples s;
+        struct samples answer;  /* api:destroy: the DELETE's answer alone */
+        double last_answer_us;
+        char *dirs[MAX_CGROUP_DIRS];
+        int n_dirs;
 };
 
 static const char exec_true_body[] = "{\"argv\":[\"/bin/true\"]}";
 
-/* NAME=api:session | api:create | api:delete | api:exec | api:run | cmd:ARG ARG ... */
+/* NAME=api:session | api:create | api:delete | api:exec | api:run | api:health |
+ *      api:destroy | kill:DIR,DIR... | cmd:ARG ARG ... */
 static int probe_parse(struct probe *p, char *spec) {
         char *eq = strchr(spec, '='), *rest, *save = NULL;
         size_t n = 0;
@@ -598,6 +855,16 @@ static int probe_parse(struct probe *p, char *spec) {
                 p->kind = PROBE_EXEC;
         else if (!strcmp(rest, "api:run"))
                 p->kind = PROBE_RUN;
+        else if (!strcmp(rest, "api:health"))
+                p->kind = PROBE_HEALTH;
+        else if (!strcmp(rest, "api:destroy"))
+                p->kind = PROBE_DESTROY;
+        else if (!strncmp(rest, "kill:", 5)) {
+                p->kind = PROBE_KILL;
+                p->n_dirs = split_dirs(rest + 5, p->dirs, MAX_CGROUP_DIRS);
+                if (p->n_dirs <= 0)
+                        return -EINVAL;
+        }
         else if (!strncmp(rest, "cmd:", 4)) {
                 p->kind = PROBE_CMD;
                 for (char *w = strtok_r(rest + 4, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
@@ -617,11 +884,18 @@ static int probe_once(struct probe *p, struct conn *c, unsigned long iter, doubl
         double untimed;
         int q;
 
-        if (wait_warm && p->kind != PROBE_CMD && p->kind != PROBE_EXEC)
+        if (wait_warm && p->kind != PROBE_CMD && p->kind != PROBE_EXEC && p->kind != PROBE_KILL)
                 (void) api_wait_warm(c);
         switch (p->kind) {
         case PROBE_CMD:
                 return run_command(p->argv, iter, ret_us);
+        case PROBE_HEALTH:
+                return api_health_once(c, ret_us);
+        case PROBE_KILL:
+                return hand_kill(p->dirs, p->n_dirs, iter, ret_us);
+        case PROBE_DESTROY:
+                p->last_answer_us = NAN;
+                return api_destroy(c, ret_us, &p->last_answer_us);
         case PROBE_SESSION: {
                 double create_us, delete_us;
 
@@ -684,7 +958,8 @@ static int mode_compare(int rounds, int warmup, int nprobes, struct probe *probe
                                 continue;
                         if (q < 0)
                                 p->s.errors++;
-                        else if (samples_add(&p->s, us) < 0)
+                        else if (samples_add(&p->s, us) < 0 ||
+                                 (p->kind == PROBE_DESTROY && samples_add(&p->answer, p->last_answer_us) < 0))
                                 return -ENOMEM;
                 }
         for (int k = 0; k < nprobes; k++) {
@@ -694,6 +969,12 @@ static int mode_compare(int rounds, int warmup, int nprobes, struct probe *probe
                         (void) api_session_delete(&c, probes[k].session, &untimed);
                 print_result(probes[k].name, &probes[k].s, 0,
                              atomic_load(&daemon_gone) ? "\"aborted\":\"the daemon stopped answering\"" : NULL);
+                if (probes[k].kind == PROBE_DESTROY) {
+                        char name[sizeof(probes[k].name) + 16];
+
+                        snprintf(name, sizeof(name), "%s (answer)", probes[k].name);
+                        print_result(name, &probes[k].answer, 0, NULL);
+                }
         }
         conn_close(&c);
         return 0;
@@ -945,8 +1226,12 @@ static void usage(FILE *f) {
               "        --wait-warm: before each session, delete or run probe, wait (untimed)\n"
               "        until the daemon's pool has a warm sandbox and nothing in flight\n"
               "        SPEC: api:session (POST /v1/sessions + DELETE), api:create (the POST\n"
-              "        only), api:delete (the DELETE only), api:exec (/bin/true in one session), api:run (one-shot\n"
-              "        /bin/true), cmd:ARG ARG... (fork+exec+wait; {i} becomes a unique number)\n"
+              "        only), api:delete (the DELETE's answer only), api:exec (/bin/true in one\n"
+              "        session), api:run (one-shot /bin/true), api:health (GET /v1/health),\n"
+              "        api:destroy (DELETE until the sandbox's cgroup is gone from every dir\n"
+              "        of --cgroup-dirs DIR,DIR...), kill:DIR,DIR... (PID 1 of a new pid\n"
+              "        namespace in a cgroup below each DIR: SIGKILL, reap, rmdir, by hand),\n"
+              "        cmd:ARG ARG... (fork+exec+wait; {i} becomes a unique number)\n"
               "  session|exec|run|seed --clients C --duration S [--think LO-HI]\n"
               "        C concurrent clients for S seconds: session create+delete, exec of\n"
               "        /bin/true in one session each, one-shot runs, or the seed mix of sh,\n"
@@ -967,6 +1252,7 @@ int main(int argc, char **argv) {
                 { "count", required_argument, NULL, 'n' },
                 { "think", required_argument, NULL, 't' },
                 { "wait-warm", no_argument, NULL, 'W' },
+                { "cgroup-dirs", required_argument, NULL, 'G' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -999,6 +1285,11 @@ int main(int argc, char **argv) {
                 case 'd': l.duration_s = atof(optarg); break;
                 case 'n': count = atoi(optarg); break;
                 case 'W': wait_warm = true; break;
+                case 'G':
+                        n_cgroup_dirs = split_dirs(optarg, cgroup_dirs, MAX_CGROUP_DIRS);
+                        if (n_cgroup_dirs <= 0)
+                                return 2;
+                        break;
                 case 't':
                         if (sscanf(optarg, "%d-%d", &l.think_lo_ms, &l.think_hi_ms) != 2)
                                 return 2;
