@@ -306,9 +306,8 @@ static int place_with_systemd(const cgroup_placement_options *o, const char *roo
         r = bus_open(&bus);
         if (r < 0)
                 return sp_error_set(err, r,
-                                    "systemd is PID 1 but neither /run/systemd/private nor the system bus answers "
-                                    "(%s); a transient scope with Delegate=yes is needed for the cgroup %s, which "
-                                    "is not ours. Or set cgroup_parent to a delegated cgroup.",
+                                    "systemd is PID 1 but /run/systemd/private and the system bus do not answer "
+                                    "(%s); a delegated scope is needed, %s is not ours (or set cgroup_parent)",
                                     strerror(-r), self);
         r = unit_of_self(bus, &unit, &delegate, &e);
         if (r < 0) {
@@ -330,8 +329,7 @@ static int place_with_systemd(const cgroup_placement_options *o, const char *roo
         if (!delegate && o->refuse_undelegated_service && l > 8 && streq(unit + l - 8, ".service"))
                 return sp_error_set(err, -EPERM,
                                     "%s does not delegate its cgroup %s: add Delegate=yes to its [Service] "
-                                    "section (as the shipped sandpool.service has); v2 lets a service create "
-                                    "and limit child cgroups only then",
+                                    "section, as sandpool.service has (only a delegated cgroup is ours to divide)",
                                     unit, self);
 
         if (asprintf(&scope, "%s-%d.scope", o->name_prefix, (int) getpid()) < 0)
@@ -376,15 +374,14 @@ static int place_without_systemd(const cgroup_placement_options *o, const char *
         r = write_file(sc, "+memory +cpu +pids");
         if (r >= 0 && mkdir(dir, 0755) < 0)
                 r = negative_errno();
+        /* sp_error holds 256 bytes: say it short. */
         if (r < 0)
                 return sp_error_set(err, r,
-                                    "The cgroup %s holds other processes and no systemd can give us a delegated "
-                                    "scope, and a cgroup of our own beside it cannot be made (%s%s: %s). Needed, "
-                                    "one of: systemd as PID 1; starting from a cgroup with no other process in it; "
-                                    "or cgroup_parent set to a cgroup without processes where root may create "
-                                    "children (a delegated subtree)",
-                                    self, r == -EEXIST ? dir : sc, r == -EEXIST ? "" : " +memory +cpu +pids",
-                                    strerror(-r));
+                                    "%s is shared and no systemd can delegate a scope; %s %s: %s. Needed: "
+                                    "systemd as PID 1, a cgroup to ourselves, or cgroup_parent = an empty "
+                                    "delegated cgroup",
+                                    self, r == -EEXIST ? "mkdir" : "+memory +cpu +pids in",
+                                    r == -EEXIST ? own : parent, strerror(-r));
         p->own_cgroup = TAKE_PTR(own);
         p->origin_cgroup = strdup(self);
         p->parent = strdup(p->own_cgroup);

@@ -372,8 +372,9 @@ def test_run_says_what_it_needs_when_it_has_neither(env):
         p = _run_from(session, env, "/bin/true")
         out, err = p.communicate(timeout=SLOW)
         assert p.returncode == 125, err
-        assert f"/{busy.name}/session holds other processes" in err, err
-        assert "Needed, one of: systemd as PID 1" in err, err
+        assert f"/{busy.name}/session is shared and no systemd can delegate a scope" in err, err
+        assert f"+memory +cpu +pids in /{busy.name}: Device or resource busy" in err, err
+        assert "Needed: systemd as PID 1" in err, err
         assert "cgroup_parent" in err, err
         assert not (busy / f"sandpool-run-{p.pid}").exists()
     finally:
