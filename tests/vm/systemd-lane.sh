@@ -74,7 +74,6 @@ api() { # api METHOD PATH [curl args...]
         shift 2
         curl -sS --max-time 60 --unix-socket "${API_SOCK:-$SOCK}" -X "$m" "$@" "http://sandpool$p"
 }
-health_field() { api GET /v1/health | jq -r "$1"; }
 main_pid() { systemctl show -p MainPID --value sandpool.service; }
 show() { systemctl show -p "$1" --value "${2:-sandpool.service}"; }
 # lines of the unit's journal (this boot) as JSON
@@ -89,6 +88,7 @@ fi
 check "meson install into the guest's writable layer" meson install -C "$build" --no-rebuild --quiet
 check "systemd-sysusers creates the groups sandpool and sandpool-admin" \
         sh -c 'systemd-sysusers && getent group sandpool && getent group sandpool-admin'
+# shellcheck disable=SC2016 # expanded by sh -c
 check "systemd-tmpfiles --create makes /run/sandpool/stage and /run/sandpool/ids" \
         sh -c 'systemd-tmpfiles --create && test -d /run/sandpool/stage && test "$(stat -c %a /run/sandpool/ids)" = 700'
 
@@ -140,7 +140,7 @@ else
         not_ok "the daemon sits in /system.slice/sandpool.service/supervisor" "got: $cg"
 fi
 sandboxes() { find "$UNIT_CG/sandboxes" -mindepth 1 -maxdepth 1 -type d -name 'sb-*' 2>/dev/null; }
-wait_until 120 sh -c "[ \"\$(curl -s --unix-socket $SOCK http://sandpool/v1/health | jq .pool.available)\" = 2 ]"
+wait_until 30 sh -c "[ \"\$(curl -s --unix-socket $SOCK http://sandpool/v1/health | jq .pool.available)\" = 2 ]"
 bad=
 count=0
 for d in $(sandboxes); do
@@ -155,6 +155,7 @@ else
         not_ok "2 warm sandboxes below the unit with 256 MiB / 25%" "found $count:$(sandboxes | tr '\n' ' ')" "$bad" \
                 "health: $(api GET /v1/health)"
 fi
+# shellcheck disable=SC2016 # expanded inside the sandbox
 out=$(api POST /v1/run -d '{"argv":["/bin/sh","-c","echo hello from $(hostname)"]}')
 if [ "$(jq -r .stdout <<<"$out" 2>/dev/null)" = "hello from sandbox" ]; then
         ok "POST /v1/run runs a command in a sandbox of the service"
@@ -168,7 +169,7 @@ sed -i 's/^pool_size = 2/pool_size = 3/' "$CONF"
 printf '[server]\nid_base = 1100000000\n' >> "$CONF"
 old_pid=$(main_pid)
 check "systemctl reload sandpool" systemctl reload sandpool
-if wait_until 120 sh -c "[ \"\$(curl -s --unix-socket $SOCK http://sandpool/v1/health | jq .pool.available)\" = 3 ]" &&
+if wait_until 30 sh -c "[ \"\$(curl -s --unix-socket $SOCK http://sandpool/v1/health | jq .pool.available)\" = 3 ]" &&
    [ "$(main_pid)" = "$old_pid" ] && [ "$(sandboxes | wc -l)" = 3 ]; then
         ok "after reload the same daemon keeps 3 warm sandboxes (pool_size 2 -> 3)"
 else
@@ -201,27 +202,30 @@ else
                 "$(journalctl -b -u sandpool --no-pager | grep -i watchdog | tail -n 3)"
 fi
 kill -STOP "$pid"
-if wait_until 60 sh -c "[ \"\$(systemctl show -p NRestarts --value sandpool.service)\" = 1 ] &&
+if wait_until 30 sh -c "[ \"\$(systemctl show -p NRestarts --value sandpool.service)\" = 1 ] &&
                         [ \"\$(systemctl show -p MainPID --value sandpool.service)\" != $pid ] &&
                         [ \"\$(systemctl show -p MainPID --value sandpool.service)\" != 0 ]" &&
    journalctl -b -u sandpool --no-pager | grep -q 'Watchdog timeout' &&
-   wait_until 60 sh -c "[ \"\$(curl -s --unix-socket $SOCK http://sandpool/v1/health | jq -r .status)\" = ok ]"; then
+   wait_until 30 sh -c "[ \"\$(curl -s --unix-socket $SOCK http://sandpool/v1/health | jq -r .status)\" = ok ]"; then
         ok "a SIGSTOPped daemon (pid $pid) is killed by the watchdog and restarted (pid $(main_pid)), health answers"
 else
         not_ok "the watchdog restarts a SIGSTOPped daemon" "NRestarts=$(show NRestarts) MainPID=$(main_pid) (was $pid)" \
                 "$(journalctl -b -u sandpool --no-pager | tail -n 8)"
         kill -CONT "$pid" 2>/dev/null
 fi
-wait_until 120 sh -c "[ \"\$(curl -s --unix-socket $SOCK http://sandpool/v1/health | jq .pool.available)\" = 3 ]"
+wait_until 30 sh -c "[ \"\$(curl -s --unix-socket $SOCK http://sandpool/v1/health | jq .pool.available)\" = 3 ]"
 left=$(sandboxes | grep -v "/sb-$(main_pid)-" || true)
-[ -z "$left" ] && ok "the restarted daemon's sandboxes only (the killed one's are gone)" ||
+if [ -z "$left" ]; then
+        ok "the restarted daemon's sandboxes only (the killed one's are gone)"
+else
         not_ok "the killed daemon's sandboxes are gone" "left: $left"
+fi
 
 # --- stop: drain, nothing left -----------------------------------------------------------
 sid=$(api POST /v1/sessions | jq -r .id)
 api POST "/v1/sessions/$sid/exec" -d '{"argv":["sleep","600"]}' > /tmp/lane-exec.out 2>&1 &
 exec_curl=$!
-wait_until 60 sh -c "ps -eo comm= | grep -qx sleep"
+wait_until 30 sh -c "ps -eo comm= | grep -qx sleep"
 pid=$(main_pid)
 t0=$SECONDS
 systemctl stop sandpool.service sandpool.socket
@@ -253,8 +257,8 @@ systemd-run --quiet --scope --unit=lane-login.scope --slice=user.slice -- bash -
         "sleep 600 & echo \$! > /run/lane-login.sleep; exec $SBIN/sandpoold run --rootfs $IMAGE -- /bin/sh -c 'sleep 2; echo ran'" \
         > /tmp/lane-run.out 2>&1 &
 runner=$!
-wait_until 60 sh -c "ls -d $CG/system.slice/sandpool-run-*.scope/sandpool-run/run-* 2>/dev/null | grep -q ."
-d=$(ls -d "$CG"/system.slice/sandpool-run-*.scope/sandpool-run/run-* 2>/dev/null | head -n 1)
+wait_until 30 sh -c "ls -d $CG/system.slice/sandpool-run-*.scope/sandpool-run/run-* 2>/dev/null | grep -q ."
+d=$(find "$CG"/system.slice/sandpool-run-*.scope/sandpool-run -maxdepth 1 -name 'run-*' 2>/dev/null | head -n 1)
 limits="$(cat "$d/memory.max" 2>&1) / $(cat "$d/cpu.max" 2>&1)"
 wait "$runner"
 rc=$?
@@ -274,9 +278,9 @@ systemd-run --quiet --scope --unit=lane-login2.scope --slice=user.slice -- bash 
         "sleep 600 & echo \$! > /run/lane-login2.sleep; exec env SANDPOOL_SOCKET=$API_SOCK SANDPOOL_POOL_SIZE=1 $SBIN/sandpoold" \
         > /tmp/lane-hand.out 2>&1 &
 hand=$!
-wait_until 90 sh -c "[ \"\$(curl -s --unix-socket $API_SOCK http://sandpool/v1/health | jq .pool.available)\" = 1 ]"
+wait_until 30 sh -c "[ \"\$(curl -s --unix-socket $API_SOCK http://sandpool/v1/health | jq .pool.available)\" = 1 ]"
 cg=$(cat "/proc/$hand/cgroup" 2>&1)
-sbs=$(ls -d "$CG/system.slice/sandpoold-$hand.scope/sandboxes/"sb-* 2>/dev/null | wc -l)
+sbs=$(find "$CG/system.slice/sandpoold-$hand.scope/sandboxes" -maxdepth 1 -name 'sb-*' 2>/dev/null | wc -l)
 kill -TERM "$hand"
 wait "$hand"
 rc=$?
@@ -296,7 +300,8 @@ unset API_SOCK
 rm -f /run/lane-nd.err
 systemd-run --quiet --unit=lane-nodelegate --setenv=SANDPOOL_SOCKET=/run/lane-nd.sock \
         -p StandardError=file:/run/lane-nd.err $SBIN/sandpoold
-wait_until 60 sh -c '[ "$(systemctl show -p ActiveState --value lane-nodelegate.service)" = failed ]'
+# shellcheck disable=SC2016 # expanded by sh -c
+wait_until 30 sh -c '[ "$(systemctl show -p ActiveState --value lane-nodelegate.service)" = failed ]'
 rc=$(systemctl show -p ExecMainStatus --value lane-nodelegate.service)
 msg=$(cat /run/lane-nd.err 2>&1)
 systemctl stop lane-nodelegate.service 2>/dev/null
