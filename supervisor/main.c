@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
+#include "cgroup-scope.h"
 #include "http.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -22,6 +23,10 @@
 #include "seccomp-cache.h"
 #include "server.h"
 #include "session.h"
+
+/* Where the daemon's cgroups live on a v2 host (cgroup-scope.h): decided
+ * once at start, undone at exit. */
+static cgroup_placement placement;
 
 /* Every connection costs one fd, every sandbox a few: 1000 idle clients
  * and 80 sandboxes must fit with room to spare. */
@@ -369,6 +374,19 @@ static int setup_runtime(server *srv) {
         opts.parent = cfg->cgroup_parent && *cfg->cgroup_parent ? cfg->cgroup_parent : NULL;
         opts.subdir = srv->cgroup_subdir;
         opts.move_self_to_leaf = true;
+        {
+                cgroup_placement_options po = {.mode = opts.mode, .parent = opts.parent, .name_prefix = "sandpoold",
+                                               .description = "sandpoold started outside a unit",
+                                               .refuse_undelegated_service = true};
+                r = cgroup_placement_prepare(&po, &placement, &err);
+                if (r < 0) {
+                        log_error("Failed to set up cgroups: %s", err.message);
+                        return r;
+                }
+                if (placement.describe[0])
+                        log_info("cgroup placement: %s", placement.describe);
+                opts.parent = placement.parent ?: opts.parent;
+        }
         r = sp_cgroup_manager_new(&opts, &srv->cgroups, &err);
         if (r < 0) {
                 log_error("Failed to set up cgroups: %s", err.message);
@@ -490,6 +508,7 @@ static void server_done(server *srv) {
         srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);
         if (srv->cgroups)
                 sp_cgroup_manager_free(srv->cgroups);
+        cgroup_placement_done(&placement);
         if (srv->seccomp)
                 sp_seccomp_program_free(srv->seccomp);
         if (srv->stage_dir)

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "build-config.h"
+#include "cgroup-scope.h"
 #include "config.h"
 #include "idslot.h"
 #include "paths.h"
@@ -364,6 +365,7 @@ int sandpoold_run_main(int argc, char **argv) {
         sp_error err = {};
         sp_seccomp_program *prog = NULL;
         sp_cgroup_manager *cgm = NULL;
+        cgroup_placement place = {};
         int r, ret;
 
         if (sp_config_load(&cs, config_path_from_args(argc, argv), NULL, &err) < 0) {
@@ -413,6 +415,15 @@ int sandpoold_run_main(int argc, char **argv) {
                 .parent = cs.cfg.cgroup_parent && cs.cfg.cgroup_parent[0] ? cs.cfg.cgroup_parent : NULL,
                 .subdir = "sandpool-run",
         };
+        /* A v2 cgroup we share with our shell is not ours to subdivide. */
+        cgroup_placement_options po = {.mode = co.mode, .parent = co.parent, .name_prefix = "sandpool-run",
+                                       .description = "sandpoold run: one command in a sandbox"};
+        if (cgroup_placement_prepare(&po, &place, &err) < 0) {
+                ret = setup_fail("cgroups (limits cannot be enforced)", &err);
+                goto out;
+        }
+        co.parent = place.parent ?: co.parent;
+        co.move_self_to_leaf = place.move_self_to_leaf;
         if (sp_cgroup_manager_new(&co, &cgm, &err) < 0) {
                 ret = setup_fail("cgroups (limits cannot be enforced)", &err);
                 goto out;
@@ -432,6 +443,7 @@ int sandpoold_run_main(int argc, char **argv) {
         }
 out:
         sp_cgroup_manager_free(cgm);
+        cgroup_placement_done(&place);
         sp_seccomp_program_free(prog);
         sp_config_set_done(&cs);
         return ret;
