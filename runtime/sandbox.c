@@ -350,10 +350,12 @@ int sp_sandbox_create(const sp_sandbox_spec *spec, int timeout_ms, sp_sandbox **
 int sp_sandbox_export(sp_sandbox *sb, sp_sandbox_handoff *ret) {
         if (sb->state != SANDBOX_READY)
                 return -EINVAL;
-        *ret = (sp_sandbox_handoff){
-                .pid = sb->pid, .pidfd = TAKE_FD(sb->pidfd), .ctl = TAKE_FD(sb->ctl),
-                .root_fd = TAKE_FD(sb->stage.root_fd),
-        };
+        ret->pid = sb->pid;
+        ret->pidfd = sb->pidfd;
+        ret->ctl = sb->ctl;
+        ret->root_fd = sb->stage.root_fd;
+        /* the fds are the caller's now */
+        sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF;
         sp_stage_done(&sb->stage);
         sp_cgroup_close(sb->cgroup);
         sb->cgroup = NULL;

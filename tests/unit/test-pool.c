@@ -398,6 +398,9 @@ static void test_a_warm_one_that_dies_is_replaced(void **state) {
         for (box *b = boxes; b; b = b->next)
                 if (b->state == BOX_READY)
                         victim = b;
+        assert_non_null(victim);
+        if (!victim)
+                return;
         fake_die(victim);
         pool_stats st = stats(p);
         assert_int_equal(st.died_warm, 1);
