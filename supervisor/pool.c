@@ -14,6 +14,7 @@
 #define MAX_WARMING 8          /* sandboxes being made at once (by the factory's workers) */
 #define STARTS_PER_DISPATCH 2  /* then let requests in */
 #define BACKOFF_MIN_USEC 50000ULL
+#define FAILURES_BEFORE_ANSWER 3 /* in a row: then a waiting caller is told */
 #define BACKOFF_MAX_USEC 30000000ULL
 
 typedef enum entry_state { E_WARMING, E_WARM, E_IN_USE, E_DESTROYING, _E_MAX } entry_state;
@@ -251,6 +252,8 @@ static void record_failure(pool *p, const char *msg) {
         log_error("pool: sandbox creation failed (%u in a row): %s", p->failures, msg);
 }
 
+static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_error *err);
+
 static void box_pool_ready(box *b, int error, const char *message, void *userdata) {
         pool_sandbox *e = userdata;
         pool *p = e->p;
@@ -260,11 +263,30 @@ static void box_pool_ready(box *b, int error, const char *message, void *userdat
                 return;
         if (error < 0) {
                 record_failure(p, message ? message : strerror(-error));
-                /* The caller it was made for, or the one waiting longest,
-                 * hears of it: a broken image answers, it does not hang. */
+                /* One sandbox that dies while it is made (killed from
+                 * outside) is not the caller's failure: it waits for the
+                 * next one. Several in a row are (a broken image): the
+                 * caller it was made for, or the one waiting longest,
+                 * hears of it; it does not hang. */
                 if (!w)
                         w = p->waiters_head;
                 entry_destroy(e);
+                if (w && p->failures < FAILURES_BEFORE_ANSWER) {
+                        if (w->own) {
+                                /* made for its limits: make another */
+                                pool_sandbox *again;
+                                sp_error err = {};
+                                w->own = NULL;
+                                if (start_entry(p, &w->limits, &again, &err) >= 0) {
+                                        again->waiter = w;
+                                        w->own = again;
+                                        return;
+                                }
+                        } else {
+                                schedule_refill(p);
+                                return;
+                        }
+                }
                 schedule_refill(p);
                 if (w) {
                         pool_acquired_fn cb = w->cb;

@@ -365,10 +365,17 @@ static void test_failures_answer_waiters_back_off_and_recover(void **state) {
         settle();
         assert_int_equal(pool_acquire(p, &defaults, on_acquired, &a, &ps, &w, &err), 0);
         settle();
-        /* every starting one fails: the waiter hears of it, it does not hang */
-        for (box *b = boxes; b; b = b->next)
-                if (b->state == BOX_STARTING)
-                        fake_ready(b, -EIO);
+        /* every starting one fails, again and again: after a few the
+         * waiter hears of it, it does not hang */
+        for (int round = 0; round < 10 && a.calls == 0; round++) {
+                for (box *b = boxes; b; b = b->next)
+                        if (b->state == BOX_STARTING)
+                                fake_ready(b, -EIO);
+                fake_reap_all();
+                usec_t until = now_mono() + 2 * USEC_PER_SEC;
+                while (a.calls == 0 && count(BOX_STARTING) == 0 && now_mono() < until)
+                        (void) sd_event_run(ev, 10 * 1000);
+        }
         assert_int_equal(a.calls, 1);
         assert_int_equal(a.error, -EIO);
         assert_true(stats(p).failed >= 1);
@@ -385,6 +392,27 @@ static void test_failures_answer_waiters_back_off_and_recover(void **state) {
         fake_ready_all();
         settle();
         assert_int_equal(stats(p).available, 1);
+        pool_free(p);
+}
+
+static void test_one_death_in_the_making_is_not_the_waiters_failure(void **state) {
+        pool *p = make_pool(0, 0, 2);
+        answer a = {};
+        pool_sandbox *ps;
+        pool_waiter *w;
+        sp_error err = {};
+
+        assert_int_equal(pool_acquire(p, &defaults, on_acquired, &a, &ps, &w, &err), 0);
+        settle();
+        fake_ready(boxes, -ECHILD); /* killed from outside while it was made */
+        assert_int_equal(a.calls, 0);
+        fake_reap_all();
+        usec_t until = now_mono() + 2 * USEC_PER_SEC;
+        while (count(BOX_STARTING) == 0 && now_mono() < until)
+                (void) sd_event_run(ev, 10 * 1000);
+        fake_ready_all();
+        assert_int_equal(a.calls, 1);
+        assert_int_equal(a.error, 0);
         pool_free(p);
 }
 
@@ -440,6 +468,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_a_cancelled_waiter_is_never_called, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failures_answer_waiters_back_off_and_recover, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_one_death_in_the_making_is_not_the_waiters_failure, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_a_warm_one_that_dies_is_replaced, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_destroys_everything, setup, teardown),
         };
