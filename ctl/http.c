@@ -67,6 +67,14 @@ int http_set_timeout_ms(http_conn *c, unsigned ms) {
         return 0;
 }
 
+int http_conn_fd(const http_conn *c) {
+        return c->fd;
+}
+
+bool http_conn_buffered(const http_conn *c) {
+        return c->off < c->len;
+}
+
 bool http_conn_reused(const http_conn *c) {
         return c->n_responses > 0;
 }
@@ -248,6 +256,15 @@ ssize_t http_read_body(http_conn *c, http_response *r, void *buf, size_t max) {
         int k;
 
         while (!r->done) {
+                if (r->crlf_due) {
+                        /* kept apart so that a timeout here can resume */
+                        char crlf[4];
+                        k = read_line(c, crlf, sizeof(crlf));
+                        if (k < 0 || crlf[0])
+                                return k < 0 ? k : -EPROTO;
+                        r->crlf_due = false;
+                        continue;
+                }
                 if (r->chunked && !r->in_chunk) {
                         k = next_chunk(c, r);
                         if (k < 0)
@@ -275,11 +292,8 @@ ssize_t http_read_body(http_conn *c, http_response *r, void *buf, size_t max) {
                         r->left -= n;
                         if (r->left == 0) {
                                 if (r->chunked) {
-                                        char crlf[4];
                                         r->in_chunk = false;
-                                        k = read_line(c, crlf, sizeof(crlf));
-                                        if (k < 0 || crlf[0])
-                                                return k < 0 ? k : -EPROTO;
+                                        r->crlf_due = true;
                                 } else
                                         r->done = true;
                         }

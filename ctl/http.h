@@ -26,6 +26,7 @@ typedef struct http_response {
         /* body decoder state */
         uint64_t left;           /* bytes left in the body or the current chunk */
         bool in_chunk;
+        bool crlf_due;           /* the CRLF after a chunk's data is still to read */
         bool done;
 } http_response;
 
@@ -41,6 +42,12 @@ static inline void http_conn_freep(http_conn **c) {
 }
 /* Receive timeout for every later read; 0: wait as long as it takes. */
 int http_set_timeout_ms(http_conn *c, unsigned ms);
+/* The socket, to poll() it beside other fds, and whether bytes are
+ * buffered already (poll would not see those). With a receive timeout set,
+ * http_read_body() returns -ETIMEDOUT when nothing came in time and may be
+ * called again: the decoder resumes where it stopped. */
+int http_conn_fd(const http_conn *c);
+bool http_conn_buffered(const http_conn *c);
 /* Was a response already read on this connection (a stale keep-alive
  * connection may have been closed by the server in between)? */
 bool http_conn_reused(const http_conn *c);

@@ -22,6 +22,7 @@ static const struct command {
         { "kill", cmd_kill, "end sessions" },
         { "top", cmd_top, "live view of the pool and the sessions" },
         { "config", cmd_config, "the daemon's effective configuration and its sources" },
+        { "mcp", cmd_mcp, "a Model Context Protocol server on stdio for AI agents" },
 };
 
 static void help(FILE *f) {

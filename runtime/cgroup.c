@@ -850,6 +850,66 @@ int sp_cgroup_new(sp_cgroup_manager *m, const char *name, const sp_limits *limit
         return 0;
 }
 
+int sp_cgroup_open(sp_cgroup_manager *m, const char *name, sp_cgroup **ret, sp_error *err) {
+        if (!sp_cgroup_name_is_valid(name))
+                return sp_error_set(err, -EINVAL, "Invalid sandbox cgroup name \"%s\"", name ?: "(null)");
+        sp_cgroup *cg = calloc(1, sizeof(*cg));
+        if (!cg)
+                return sp_error_set(err, -ENOMEM, "Out of memory");
+        cg->manager = m;
+        cg->name = strdup(name);
+        cg->path = sp_cgroup_path_join(m->hier[0].subtree_path, name);
+        if (!cg->name || !cg->path) {
+                sp_cgroup_close(cg);
+                return sp_error_set(err, -ENOMEM, "Out of memory");
+        }
+        for (size_t i = 0; i < m->n_hier; i++) {
+                cg->fd[i] = openat(m->hier[i].subtree_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (cg->fd[i] < 0) {
+                        int r = negative_errno();
+                        sp_cgroup_close(cg);
+                        return sp_error_set(err, r, "Failed to open cgroup %s/%s: %s", m->hier[i].subtree_path, name,
+                                            strerror(-r));
+                }
+                cg->n_fd = i + 1;
+        }
+        *ret = cg;
+        return 0;
+}
+
+void sp_cgroup_close(sp_cgroup *cg) {
+        if (!cg)
+                return;
+        for (size_t i = 0; i < cg->n_fd; i++)
+                safe_close(cg->fd[i]);
+        free(cg->name);
+        free(cg->path);
+        free(cg);
+}
+
+int sp_cgroup_remove(sp_cgroup_manager *m, const char *name) {
+        int ret = 0;
+        if (!sp_cgroup_name_is_valid(name))
+                return -EINVAL;
+        for (size_t i = 0; i < m->n_hier; i++) {
+                int r = sp_cgroup_rmdir_at(m->hier[i].subtree_fd, name, 1000, m->fake);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
+}
+
+size_t sp_cgroup_manager_fds(const sp_cgroup_manager *m, int *fds, size_t max) {
+        size_t n = 0;
+        for (size_t i = 0; i < m->n_hier; i++) {
+                if (m->hier[i].parent_fd >= 0 && n < max)
+                        fds[n++] = m->hier[i].parent_fd;
+                if (m->hier[i].subtree_fd >= 0 && n < max)
+                        fds[n++] = m->hier[i].subtree_fd;
+        }
+        return n;
+}
+
 int sp_cgroup_clone_fd(const sp_cgroup *cg) {
         if (cg->manager->mode != SP_CGROUP_V2)
                 return -EOPNOTSUPP;

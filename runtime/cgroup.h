@@ -59,6 +59,19 @@ void sp_cgroup_manager_free(sp_cgroup_manager *m);
 
 /* Create the cgroup of one sandbox and write its limits. */
 int sp_cgroup_new(sp_cgroup_manager *m, const char *name, const sp_limits *limits, sp_cgroup **ret, sp_error *err);
+/* The cgroup of a sandbox that another process of ours made with
+ * sp_cgroup_new() (a factory): its directories are opened by name, nothing
+ * is created or written. */
+int sp_cgroup_open(sp_cgroup_manager *m, const char *name, sp_cgroup **ret, sp_error *err);
+/* Close and free, leaving the directories where they are. */
+void sp_cgroup_close(sp_cgroup *cg);
+/* Remove the directories of a sandbox's cgroup by name (retrying briefly
+ * while its last tasks exit). -ENOENT when there are none. */
+int sp_cgroup_remove(sp_cgroup_manager *m, const char *name);
+/* The fds the manager holds (so that a forked helper may keep them while
+ * it closes the rest). Returns how many, at most max. */
+size_t sp_cgroup_manager_fds(const sp_cgroup_manager *m, int *fds, size_t max);
+
 /* v2: an O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP); v1: -EOPNOTSUPP. */
 int sp_cgroup_clone_fd(const sp_cgroup *cg);
 /* Put a process into the cgroup (every hierarchy on v1). */

@@ -700,6 +700,15 @@ int sp_policy_parse(const char *name, const char *text, size_t len, sp_policy **
 }
 
 int sp_policy_load_file(const char *path, sp_policy **ret, sp_error *err) {
+        _cleanup_free_ char *buf = NULL;
+        size_t n = 0;
+        int r = sp_policy_read_text(path, &buf, &n, err);
+        if (r < 0)
+                return r;
+        return sp_policy_parse(path, buf, n, ret, err);
+}
+
+int sp_policy_read_text(const char *path, char **ret, size_t *ret_len, sp_error *err) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         struct stat st;
@@ -733,7 +742,10 @@ int sp_policy_load_file(const char *path, sp_policy **ret, sp_error *err) {
         }
         if (n > (size_t) st.st_size)
                 return sp_error_set(err, -EBUSY, "%s: changed while being read", path);
-        return sp_policy_parse(path, buf, n, ret, err);
+        buf[n] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_len = n;
+        return 0;
 }
 
 void sp_policy_free(sp_policy *p) {

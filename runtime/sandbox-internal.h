@@ -21,6 +21,7 @@ struct sp_sandbox {
         uid_t id_base;
         sandbox_state state;
         bool reaped;
+        int exit_code, exit_status; /* once reaped: waitid's si_code (CLD_*) and si_status */
         uint64_t next_id;
         sp_stage stage;
         sp_cgroup *cgroup;

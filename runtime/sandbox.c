@@ -114,6 +114,8 @@ static _noreturn_ void child_main(const child_args *a) {
 
         /* If the caller dies, so does the sandbox. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* Named from birth (hide_cmdline() does the command line last). */
+        (void) prctl(PR_SET_NAME, "sandpool-init");
         /* We are a copy of the caller: every fd it holds (other sandboxes'
          * control sockets, client connections, the API socket) is ours too.
          * Keep only the control socket, as fd 3. */
@@ -176,12 +178,15 @@ static _noreturn_ void child_main(const child_args *a) {
 
 /* ---- the caller's side ---------------------------------------------------- */
 
-static pid_t clone3_sandbox(int cgroup_fd, int *ret_pidfd) {
+static pid_t clone3_sandbox(int cgroup_fd, bool clone_parent, int *ret_pidfd) {
         struct clone_args args = {
                 .flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD,
                 .pidfd = (uint64_t) (uintptr_t) ret_pidfd,
-                .exit_signal = SIGCHLD,
+                /* with CLONE_PARENT the kernel uses our own exit signal */
+                .exit_signal = clone_parent ? 0 : SIGCHLD,
         };
+        if (clone_parent)
+                args.flags |= CLONE_PARENT;
         if (cgroup_fd >= 0) {
                 /* v2: born in its cgroup, never charged to ours. */
                 args.flags |= CLONE_INTO_CGROUP;
@@ -211,6 +216,21 @@ static int sandbox_reap(sp_sandbox *sb, bool block) {
                 return -EAGAIN;
         sb->reaped = true;
         sb->state = SANDBOX_DEAD;
+        sb->exit_code = si.si_code;
+        sb->exit_status = si.si_status;
+        return 0;
+}
+
+int sp_sandbox_try_reap(sp_sandbox *sb, int *ret_code, int *ret_status) {
+        int r = sandbox_reap(sb, false);
+        if (r < 0)
+                return r;
+        if (!sb->reaped)
+                return -ECHILD;
+        if (ret_code)
+                *ret_code = sb->exit_code;
+        if (ret_status)
+                *ret_status = sb->exit_status;
         return 0;
 }
 
@@ -251,7 +271,7 @@ int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *er
         }
 
         int cgfd = sb->cgroup ? sp_cgroup_clone_fd(sb->cgroup) : -1;
-        sb->pid = clone3_sandbox(cgfd, &sb->pidfd);
+        sb->pid = clone3_sandbox(cgfd, spec->clone_parent, &sb->pidfd);
         if (sb->pid < 0) {
                 r = sp_error_set(err, -errno, "clone3 with new user, pid, net, uts and ipc namespaces: %m");
                 goto fail;
@@ -263,6 +283,8 @@ int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *er
                 child_main(&a);
         }
         sb->ctl = TAKE_FD(pair[0]);
+        if (spec->on_cloned)
+                spec->on_cloned(sb->pidfd, spec->on_cloned_userdata);
 
         if (sb->cgroup && cgfd < 0) {
                 r = sp_cgroup_attach(sb->cgroup, sb->pid);
@@ -282,7 +304,7 @@ int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *er
                 goto fail;
         }
         r = sp_stage_build(&sb->stage, spec->stage_dir, spec->name, spec->rootfs, userns_fd, spec->id_base,
-                           spec->limits.disk_bytes, errbuf, sizeof(errbuf));
+                           sp_limits_disk_size(&spec->limits), errbuf, sizeof(errbuf));
         if (r < 0) {
                 sp_error_set(err, r, "%s", errbuf);
                 goto fail;
@@ -323,6 +345,72 @@ int sp_sandbox_create(const sp_sandbox_spec *spec, int timeout_ms, sp_sandbox **
                 sp_error_set(err, r < 0 ? r : -EIO, "sandbox PID 1 died during setup");
         sp_sandbox_destroy(sb);
         return r < 0 ? r : -EIO;
+}
+
+int sp_sandbox_export(sp_sandbox *sb, sp_sandbox_handoff *ret) {
+        if (sb->state != SANDBOX_READY)
+                return -EINVAL;
+        ret->pid = sb->pid;
+        ret->pidfd = sb->pidfd;
+        ret->ctl = sb->ctl;
+        ret->root_fd = sb->stage.root_fd;
+        /* the fds are the caller's now */
+        sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF;
+        sp_stage_done(&sb->stage);
+        sp_cgroup_close(sb->cgroup);
+        sb->cgroup = NULL;
+        sandbox_free(sb);
+        return 0;
+}
+
+int sp_sandbox_adopt(const char *name, uid_t id_base, sp_cgroup_manager *cgroups, const sp_sandbox_handoff *h,
+                     sp_sandbox **ret, sp_error *err) {
+        sp_sandbox *sb = calloc(1, sizeof(*sb));
+        int r;
+
+        if (sb)
+                sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF;
+        if (!sb || !(sb->name = strdup(name)) || !(sb->buf = malloc(RECV_BUF_SIZE))) {
+                r = sp_error_set(err, -ENOMEM, "out of memory");
+                goto fail;
+        }
+        sb->pid = h->pid;
+        sb->pidfd = h->pidfd;
+        sb->ctl = h->ctl;
+        sb->stage.root_fd = h->root_fd;
+        sb->id_base = id_base;
+        sb->next_id = 1;
+        sb->state = SANDBOX_READY;
+        if (cgroups) {
+                r = sp_cgroup_open(cgroups, name, &sb->cgroup, err);
+                if (r < 0) {
+                        sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF; /* closed below */
+                        goto fail;
+                }
+        }
+        *ret = sb;
+        return 0;
+fail:
+        safe_close(h->pidfd);
+        safe_close(h->ctl);
+        safe_close(h->root_fd);
+        sandbox_free(sb);
+        return r;
+}
+
+int sp_sandbox_release(sp_sandbox *sb) {
+        int r;
+        if (!sb)
+                return 0;
+        r = sp_sandbox_kill(sb);
+        int q = sandbox_reap(sb, false);
+        if (q < 0 && q != -ECHILD && r == 0)
+                r = q;
+        sp_stage_done(&sb->stage);
+        sp_cgroup_close(sb->cgroup);
+        sb->cgroup = NULL;
+        sandbox_free(sb);
+        return r;
 }
 
 int sp_sandbox_control_fd(const sp_sandbox *sb) {

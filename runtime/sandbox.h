@@ -46,6 +46,15 @@ typedef struct sp_sandbox_spec {
         /* Loaded by PID 1 before it reports ready, inherited by every
          * command. NULL only for tests of the runtime itself. */
         const sp_seccomp_program *seccomp;
+        /* PID 1 becomes a child of the caller's parent (CLONE_PARENT): a
+         * factory process makes sandboxes that its parent, the supervisor,
+         * holds and reaps (a failure here kills PID 1 but cannot reap it). */
+        bool clone_parent;
+        /* Called right after the clone with PID 1's pidfd (still the
+         * sandbox's), so that a factory can hand it to the parent before
+         * anything else can go wrong. */
+        void (*on_cloned)(int pidfd, void *userdata);
+        void *on_cloned_userdata;
 } sp_sandbox_spec;
 
 typedef struct sp_sandbox sp_sandbox;
@@ -121,6 +130,31 @@ typedef struct sp_sandbox_stats {
         sp_cgroup_stats cgroup;
 } sp_sandbox_stats;
 int sp_sandbox_stats_read(const sp_sandbox *sb, sp_sandbox_stats *ret);
+
+/* Reap PID 1 if it has died, without blocking: 0 and how it ended
+ * (waitid's si_code, CLD_EXITED or CLD_KILLED, and si_status: the exit
+ * status or the signal), -EAGAIN while it lives. Idempotent. */
+int sp_sandbox_try_reap(sp_sandbox *sb, int *ret_code, int *ret_status);
+
+/* Moving a ready sandbox between two processes of ours (a factory and the
+ * supervisor): what crosses in SCM_RIGHTS, and the pid for the logs. */
+typedef struct sp_sandbox_handoff {
+        pid_t pid;       /* PID 1, in the supervisor's pid namespace */
+        int pidfd, ctl, root_fd;
+} sp_sandbox_handoff;
+/* The factory's side: the sandbox must be ready (its staging mounts are
+ * released). Its fds move to *ret (the caller sends, then closes them);
+ * the local object is freed; nothing is killed and the cgroup stays. */
+int sp_sandbox_export(sp_sandbox *sb, sp_sandbox_handoff *ret);
+/* The supervisor's side: take over a sandbox that sp_sandbox_export()
+ * handed over, opening its cgroup by name. Takes the handoff's fds (closed
+ * on failure). */
+int sp_sandbox_adopt(const char *name, uid_t id_base, sp_cgroup_manager *cgroups, const sp_sandbox_handoff *h,
+                     sp_sandbox **ret, sp_error *err);
+/* After PID 1 has died: reap it (without blocking), close and free
+ * everything but the cgroup directories, which the caller removes
+ * elsewhere, off its event loop (sp_cgroup_remove()). */
+int sp_sandbox_release(sp_sandbox *sb);
 
 /* Kill everything inside (PID 1 with SIGKILL tears down the whole pid
  * namespace; on v2 cgroup.kill as well). Does not block. */

@@ -21,6 +21,8 @@ typedef struct sp_policy sp_policy;
  * "<name>:<line>: <what is wrong>". */
 int sp_policy_parse(const char *name, const char *text, size_t len, sp_policy **ret, sp_error *err);
 int sp_policy_load_file(const char *path, sp_policy **ret, sp_error *err);
+/* The file's text, as sp_policy_load_file() reads it (NUL-terminated). */
+int sp_policy_read_text(const char *path, char **ret, size_t *ret_len, sp_error *err);
 void sp_policy_free(sp_policy *p);
 static inline void sp_policy_freep(sp_policy **p) {
         sp_policy_free(*p);

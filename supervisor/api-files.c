@@ -20,12 +20,15 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "api-files.h"
 #include "log.h"
 #include "session.h"
+#include "util.h"
 
 #define RESOLVE_SANDBOX (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
 #define LIST_MAX 10000
 
+typedef struct file_put file_put;
 struct file_put {
         server *srv;
         char session_id[33]; /* looked up again at the end: it may have ended */
@@ -294,7 +297,8 @@ void api_files_delete(request *r) {
 /* --- PUT: the body goes to a temporary file, renamed over the target when
  * complete, so that a failed or oversized upload leaves nothing behind. */
 
-void file_put_free(file_put *p) {
+static void file_put_free(request *r, void *data) {
+        file_put *p = data;
         if (!p)
                 return;
         session *s = session_lookup(p->srv, p->session_id, 0, true);
@@ -309,6 +313,11 @@ void file_put_free(file_put *p) {
         free(p->name);
         free(p);
 }
+
+/* The upload is the request's: the temporary file goes if it ends early. */
+static const request_op_ops file_put_ops = {
+        .free = file_put_free,
+};
 
 void api_files_put_begin(request *r) {
         const char *path = request_path(r);
@@ -326,7 +335,7 @@ void api_files_put_begin(request *r) {
         p->srv = r->srv;
         strcpy(p->session_id, r->session->id);
         p->dir_fd = p->fd = -EBADF;
-        r->put = p;
+        request_set_op(r, &file_put_ops, p);
         k = open_parent(r, r->session, path, &p->dir_fd, &p->name);
         if (k == -EINVAL)
                 return reply_error(r, 400, "bad_request", "cannot write to %s", path);
@@ -350,7 +359,7 @@ void api_files_put_begin(request *r) {
 }
 
 int api_files_put_data(request *r, const char *data, size_t len) {
-        file_put *p = r->put;
+        file_put *p = request_op(r);
 
         if (!p || p->fd < 0 || p->error)
                 return 0;
@@ -370,7 +379,7 @@ int api_files_put_data(request *r, const char *data, size_t len) {
 }
 
 void api_files_put_end(request *r) {
-        file_put *p = r->put;
+        file_put *p = request_op(r);
         const char *path = request_path(r);
         int k;
 

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "api-health.h"
 #include "build-config.h"
 #include "pool.h"
 #include "session.h"

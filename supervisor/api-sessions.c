@@ -1,12 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /* POST/GET /v1/sessions, GET/DELETE /v1/sessions/{id}. */
+#include "api-sessions.h"
 #include "log.h"
 #include "session.h"
+
+/* While the session's sandbox is coming, it is the request's op: a client
+ * that goes away takes it with it. */
+static void pending_free(request *r, void *op) {
+        session *s = op;
+
+        s->ready_cb = NULL;
+        session_end_later(s, "client went away");
+}
+
+static void pending_abort(request *r, void *op) {
+        request_set_op(r, NULL, NULL); /* frees it */
+}
+
+static const request_op_ops pending_ops = {
+        .abort = pending_abort,
+        .free = pending_free,
+};
 
 static void create_ready(session *s, int error, const char *message, void *userdata) {
         request *r = userdata;
 
-        r->pending_session = NULL;
+        (void) request_take_op(r); /* the session is the client's now, or gone */
         if (error < 0) {
                 if (r->srv->shutting_down)
                         reply_error(r, 503, "shutting_down", "the daemon is shutting down");
@@ -49,7 +68,7 @@ void api_sessions_create(request *r) {
                 r->srv->metrics.sessions_created++;
                 return reply_json(r, 201, session_to_json(s, false));
         }
-        r->pending_session = s;
+        request_set_op(r, &pending_ops, s);
         request_suspend(r);
 }
 

@@ -96,6 +96,7 @@ static const config_key config_keys[] = {
           "First host uid/gid of sandboxes: 131072 ids per max_pool_size slot, below 2^32." },
         { "images", "rootfs", KEY_STRING, OFF(rootfs), "/var/lib/sandpool/images/default", 0, 0, check_path,
           "Read-only root filesystem image, the lower layer of every sandbox." },
+        /* The default depends on which sandpoold runs: sp_config_default_policy(). */
         { "images", "seccomp_policy", KEY_STRING, OFF(seccomp_policy), SANDPOOL_POLICYDIR "/default.policy", 0,
           0, check_path, "Seccomp policy file applied to every command." },
         { "pool", "pool_size", KEY_U32, OFF(pool_size), "10", 0, 65535, NULL,
@@ -617,7 +618,28 @@ void sp_config_set_done(sp_config_set *s) {
                         free(s->origins[i].where);
         }
         free(s->origins);
+        free(s->notices);
         *s = (sp_config_set) {};
+}
+
+const char *sp_config_default_policy(const char *exe) {
+        /* The sandpoold of the build tree (meson compile, not installed)
+         * takes the policy of the source tree: the installed path may not
+         * exist yet, or hold another version's policy. Any other binary,
+         * the installed daemon included, takes the installed one. */
+        if (exe && streq(exe, SANDPOOL_BUILD_DAEMON))
+                return SANDPOOL_SOURCE_POLICYDIR "/default.policy";
+        return SANDPOOL_POLICYDIR "/default.policy";
+}
+
+static const char *key_default(const config_key *k) {
+        static char exe[PATH_MAX];
+
+        if (k->offset != OFF(seccomp_policy))
+                return k->def;
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        exe[n > 0 ? n : 0] = 0;
+        return sp_config_default_policy(exe);
 }
 
 static int set_defaults(sp_config_set *s, sp_error *err) {
@@ -625,7 +647,7 @@ static int set_defaults(sp_config_set *s, sp_error *err) {
         if (!s->origins)
                 return sp_error_set(err, -ENOMEM, "Out of memory");
         for (size_t i = 0; i < N_KEYS; i++) {
-                int r = key_assign(s, i, config_keys[i].def, SP_SOURCE_DEFAULT, "built-in default", err);
+                int r = key_assign(s, i, key_default(&config_keys[i]), SP_SOURCE_DEFAULT, "built-in default", err);
                 if (r < 0)
                         return r;
         }
@@ -900,6 +922,73 @@ static int fail_pair(const sp_config_set *s, sp_error *err, int a, int b) {
                         config_keys[y].key, x == a ? vb : va, origin_text(s, y));
 }
 
+/* Pairs of numeric keys that must satisfy lo <= hi. */
+static const struct { const char *lo, *hi; } ordered_pairs[] = {
+        { "min_pool_size", "pool_size" },
+        { "pool_size", "max_pool_size" },
+        { "min_pool_size", "max_pool_size" },
+};
+
+static uint32_t *pool_key_u32(sp_config_set *s, int idx) {
+        return (uint32_t *) key_ptr(&s->cfg, &config_keys[idx]);
+}
+
+static int add_notice(sp_config_set *s, const char *fmt, ...) _printf_(2, 3);
+static int add_notice(sp_config_set *s, const char *fmt, ...) {
+        _cleanup_free_ char *line = NULL;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&line, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        size_t old = s->notices ? strlen(s->notices) : 0;
+        char *p = realloc(s->notices, old + (size_t) n + 2);
+        if (!p)
+                return -ENOMEM;
+        memcpy(p + old, line, (size_t) n);
+        p[old + n] = '\n';
+        p[old + n + 1] = 0;
+        s->notices = p;
+        return 0;
+}
+
+/* A value the user did not set follows one they did: SANDPOOL_POOL_SIZE=2
+ * alone lowers min_pool_size from its default 3 to 2, with a notice,
+ * instead of refusing to start. Only two explicit values that contradict
+ * each other stay an error (validate_combinations). A few passes: lowering
+ * max_pool_size may move pool_size, which may move min_pool_size. */
+static int follow_explicit_values(sp_config_set *s) {
+        for (unsigned pass = 0; pass < ELEMENTSOF(ordered_pairs); pass++)
+                for (size_t i = 0; i < ELEMENTSOF(ordered_pairs); i++) {
+                        int lo = find_key("pool", ordered_pairs[i].lo), hi = find_key("pool", ordered_pairs[i].hi);
+                        uint32_t *vlo = pool_key_u32(s, lo), *vhi = pool_key_u32(s, hi);
+                        bool dlo = s->origins[lo].source == SP_SOURCE_DEFAULT,
+                             dhi = s->origins[hi].source == SP_SOURCE_DEFAULT;
+                        int from, to;
+
+                        if (*vlo <= *vhi || dlo == dhi)
+                                continue; /* fine, or both the user's (an error), or both defaults */
+                        to = dlo ? lo : hi;
+                        from = dlo ? hi : lo;
+                        uint32_t old = *pool_key_u32(s, to), val = *pool_key_u32(s, from);
+                        _cleanup_free_ char *w = NULL;
+                        if (asprintf(&w, "default %" PRIu32 ", set to follow %s (%s)", old, config_keys[from].key,
+                                     origin_text(s, from)) < 0)
+                                return -ENOMEM;
+                        if (add_notice(s, "%s: default %" PRIu32 " %s to %" PRIu32 " to follow %s %" PRIu32 " (%s)",
+                                       config_keys[to].key, old, dlo ? "lowered" : "raised", val,
+                                       config_keys[from].key, val, origin_text(s, from)) < 0)
+                                return -ENOMEM;
+                        *pool_key_u32(s, to) = val;
+                        free(s->origins[to].where);
+                        s->origins[to].where = TAKE_PTR(w);
+                }
+        return 0;
+}
+
 static int validate_combinations(const sp_config_set *s, sp_error *err) {
         const sp_config *c = &s->cfg;
         int min = find_key("pool", "min_pool_size"), pool = find_key("pool", "pool_size"),
@@ -933,6 +1022,8 @@ int sp_config_load(sp_config_set *ret, const char *path, char **envp, sp_error *
                 r = load_file(&s, path, err);
         if (r >= 0)
                 r = load_env(&s, envp, err);
+        if (r >= 0 && follow_explicit_values(&s) < 0)
+                r = sp_error_set(err, -ENOMEM, "Out of memory");
         if (r >= 0)
                 r = validate_combinations(&s, err);
         if (r < 0)
@@ -967,6 +1058,8 @@ int sp_config_set_value(sp_config_set *s, const char *key, const char *value, sp
         r = key_assign(s, (size_t) idx, value, source, where ? where : sp_config_source_to_string(source), err);
         if (r < 0)
                 return r;
+        if (follow_explicit_values(s) < 0)
+                return sp_error_set(err, -ENOMEM, "Out of memory");
         return validate_combinations(s, err);
 }
 

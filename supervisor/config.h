@@ -65,6 +65,8 @@ typedef struct sp_config_origin {
 typedef struct sp_config_set {
         sp_config cfg;
         sp_config_origin *origins; /* one per key, in the order of the key table */
+        char *notices;             /* NULL, or lines ("...\n") worth a log notice: defaults that
+                                    * followed a value the user set */
 } sp_config_set;
 
 /* Defaults, then the file (path NULL: the default path, missing is fine;
@@ -82,7 +84,11 @@ typedef struct sp_config_set {
  *    (also SANDPOOL_CGROUP_PARENT=);
  *  - comments: lines starting with '#' or ';', and " # ..." / " ; ..." after
  *    a value; leading blanks are ignored (indented keys are plain keys);
- *  - a combination that cannot work (min_pool_size > pool_size, ...) names
+ *  - a default the user did not set follows a value they did set where the
+ *    pair would not work otherwise (SANDPOOL_POOL_SIZE=2 alone: min_pool_size
+ *    = min(3, 2)), with a line in notices; its origin stays "default" and
+ *    its where says what it followed;
+ *  - a combination of two explicit values that cannot work (min_pool_size > pool_size, ...) names
  *    the key set last: the environment over the file, a later line over an
  *    earlier one, and says where the other key came from. */
 int sp_config_load(sp_config_set *ret, const char *path, char **envp, sp_error *err);
@@ -94,6 +100,10 @@ int sp_config_load(sp_config_set *ret, const char *path, char **envp, sp_error *
 int sp_config_set_value(sp_config_set *s, const char *key, const char *value, sp_config_source source,
                         const char *where, sp_error *err);
 void sp_config_set_done(sp_config_set *s);
+/* The default seccomp_policy for the daemon binary at path exe (its
+ * /proc/self/exe): the source tree's policy for the build tree's sandpoold,
+ * else the installed one. */
+const char *sp_config_default_policy(const char *exe);
 /* Print every key as INI, each with a comment saying where it came from.
  * Sizes and durations in the input syntax (256M, 5min): the output loads
  * back to the same configuration. */

@@ -7,9 +7,11 @@
 #include <stdarg.h>
 #include <sys/socket.h>
 
+#include "http.h"
 #include "log.h"
-#include "server.h"
+#include "priority.h"
 #include "session.h"
+#include "util.h"
 
 /* A client must send its headers this soon after connecting (or after
  * its previous response) and its body within BODY_DEADLINE: MHD's
@@ -18,28 +20,6 @@
 #define HEADER_DEADLINE_USEC (10 * USEC_PER_SEC)
 #define BODY_DEADLINE_USEC (120 * USEC_PER_SEC)
 #define KEEPALIVE_DEADLINE_USEC (70 * USEC_PER_SEC)
-
-struct route {
-        const char *method;
-        const char *pattern; /* '*' matches one segment: the session id */
-        void (*handler)(request *r);
-        body_kind body;
-        bool session; /* the '*' is a session id that must be looked up */
-};
-
-static const route routes[] = {
-        { "GET", "/v1/health", api_health, BODY_NONE, false },
-        { "GET", "/metrics", api_metrics, BODY_NONE, false },
-        { "POST", "/v1/sessions", api_sessions_create, BODY_JSON, false },
-        { "GET", "/v1/sessions", api_sessions_list, BODY_NONE, false },
-        { "GET", "/v1/sessions/*", api_session_get, BODY_NONE, true },
-        { "DELETE", "/v1/sessions/*", api_session_delete, BODY_NONE, true },
-        { "POST", "/v1/sessions/*/exec", api_exec, BODY_JSON, true },
-        { "GET", "/v1/sessions/*/files", api_files_get, BODY_NONE, true },
-        { "PUT", "/v1/sessions/*/files", NULL, BODY_FILE, true },
-        { "DELETE", "/v1/sessions/*/files", api_files_delete, BODY_NONE, true },
-        { "POST", "/v1/run", api_run, BODY_JSON, false },
-};
 
 /* Does url match pattern? The segment under '*' goes to id. */
 static bool route_path_match(const char *pattern, const char *url, char *id, size_t id_size) {
@@ -69,12 +49,13 @@ static bool route_path_match(const char *pattern, const char *url, char *id, siz
         return *p == 0 && *u == 0;
 }
 
-static const route *route_find(const char *method, const char *url, char *id, size_t id_size,
+static const route *route_find(const server *srv, const char *method, const char *url, char *id, size_t id_size,
                                char *allow, size_t allow_size) {
+        const route *routes = srv->routes;
         bool path_known = false;
 
         allow[0] = 0;
-        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
+        for (size_t i = 0; i < srv->n_routes; i++) {
                 if (!route_path_match(routes[i].pattern, url, id, id_size))
                         continue;
                 if (streq(routes[i].method, method))
@@ -191,7 +172,7 @@ static int on_client_deadline(sd_event_source *s, uint64_t usec, void *userdata)
         c->srv->metrics.header_deadline_closes++;
         log_debug("Closing a connection that is too slow to send its request");
         (void) shutdown(c->fd, SHUT_RDWR);
-        server_kick(c->srv);
+        http_kick(c->srv);
         return 0;
 }
 
@@ -236,7 +217,7 @@ static void client_read_creds(client *c) {
                         c->admin = true;
 }
 
-void http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+static void http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                             enum MHD_ConnectionNotificationCode toe) {
         server *srv = cls;
         client *c;
@@ -251,8 +232,10 @@ void http_connection_notify(void *cls, struct MHD_Connection *conn, void **socke
                 c->fd = ci ? ci->connect_fd : -1;
                 client_read_creds(c);
                 if (sd_event_add_time(srv->event, &c->deadline, CLOCK_MONOTONIC, UINT64_MAX, 0,
-                                      on_client_deadline, c) >= 0)
+                                      on_client_deadline, c) >= 0) {
+                        (void) sd_event_source_set_priority(c->deadline, PRIO_ENDS);
                         client_deadline(c, HEADER_DEADLINE_USEC);
+                }
                 srv->n_clients++;
                 srv->metrics.connections_accepted++;
                 *socket_context = c;
@@ -268,10 +251,39 @@ void http_connection_notify(void *cls, struct MHD_Connection *conn, void **socke
         }
         /* At the connection limit (or EMFILE) MHD removed the listen fd
          * from its epoll set; only a later MHD_run() puts it back. */
-        server_kick(srv);
+        http_kick(srv);
 }
 
 /* --- suspend / resume -------------------------------------------------- */
+
+void request_set_op(request *r, const request_op_ops *ops, void *op) {
+        void *old = r->op;
+        const request_op_ops *old_ops = r->op_ops;
+
+        /* first: the old op's free may touch the request */
+        r->op = op;
+        r->op_ops = ops;
+        if (old && old_ops && old_ops->free)
+                old_ops->free(r, old);
+}
+
+void *request_op(request *r) {
+        return r->op;
+}
+
+void *request_take_op(request *r) {
+        r->op_ops = NULL;
+        return TAKE_PTR(r->op);
+}
+
+/* The client is gone: what the route started for it stops, and the
+ * connection is resumed so that MHD closes it. */
+static void request_abandon(request *r) {
+        r->aborted = true;
+        if (r->op && r->op_ops && r->op_ops->abort)
+                r->op_ops->abort(r, r->op);
+        request_resume(r);
+}
 
 static int on_client_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         request *r = userdata;
@@ -281,21 +293,7 @@ static int on_client_hangup(sd_event_source *s, int fd, uint32_t revents, void *
          * the client no longer waits for would run on. */
         r->hup_src = sd_event_source_disable_unref(r->hup_src);
         log_debug("%s %s: the client hung up (events 0x%x)", r->method, r->url, revents);
-        r->aborted = true;
-        if (r->stream)
-                r->stream->error = true;
-        if (r->job) {
-                r->srv->metrics.execs_aborted++;
-                exec_detach_request(r->job);
-                r->job = NULL;
-        }
-        if (r->pending_session) {
-                session *ps = r->pending_session;
-                r->pending_session = NULL;
-                ps->ready_cb = NULL;
-                session_end_later(ps, "client went away");
-        }
-        request_resume(r);
+        request_abandon(r);
         return 0;
 }
 
@@ -305,7 +303,8 @@ void request_suspend(request *r) {
         MHD_suspend_connection(r->conn);
         r->suspended = true;
         if (r->cl && r->cl->fd >= 0 && !r->hup_src)
-                (void) sd_event_add_io(r->srv->event, &r->hup_src, r->cl->fd, EPOLLRDHUP, on_client_hangup, r);
+                if (sd_event_add_io(r->srv->event, &r->hup_src, r->cl->fd, EPOLLRDHUP, on_client_hangup, r) >= 0)
+                        (void) sd_event_source_set_priority(r->hup_src, PRIO_ENDS);
 }
 
 void request_resume(request *r) {
@@ -315,7 +314,7 @@ void request_resume(request *r) {
         r->suspended = false;
         MHD_resume_connection(r->conn);
         /* No internal thread means no wakeup: run MHD on the next iteration. */
-        server_kick(r->srv);
+        http_kick(r->srv);
 }
 
 void request_complete(request *r) {
@@ -370,6 +369,7 @@ bool request_wait_capacity(request *r) {
                 capacity_unlink(r);
                 return false;
         }
+        (void) sd_event_source_set_priority(r->capacity_timer, PRIO_ENDS);
         request_suspend(r);
         return true;
 }
@@ -408,7 +408,7 @@ static int on_capacity_retry(sd_event_source *src, void *userdata) {
         return 0;
 }
 
-void server_capacity_changed(void *userdata) {
+void http_capacity_changed(void *userdata) {
         server *srv = userdata;
 
         if (!srv->capacity_waiters || srv->capacity_retry)
@@ -416,7 +416,7 @@ void server_capacity_changed(void *userdata) {
         (void) sd_event_add_defer(srv->event, &srv->capacity_retry, on_capacity_retry, srv);
 }
 
-void server_cancel_capacity_waiters(server *srv) {
+void http_cancel_capacity_waiters(server *srv) {
         srv->capacity_retry = sd_event_source_disable_unref(srv->capacity_retry);
         while (srv->capacity_waiters) {
                 request *r = srv->capacity_waiters;
@@ -425,6 +425,16 @@ void server_cancel_capacity_waiters(server *srv) {
                 reply_error(r, 503, "shutting_down", "the daemon is shutting down");
                 request_complete(r);
         }
+}
+
+/* 404 either way (not yours is answered as does not exist), but a session
+ * of the caller's that ended lately says why. */
+static void reply_no_session(request *r) {
+        const char *why = session_end_note(r->srv, r->session_id, r->cl->uid, r->cl->admin);
+
+        if (why)
+                return reply_error(r, 404, "not_found", "no such session: %s (it has ended: %s)", r->session_id, why);
+        reply_error(r, 404, "not_found", "no such session: %s", r->session_id);
 }
 
 /* --- the access handler ------------------------------------------------ */
@@ -436,24 +446,9 @@ static void request_free(request *r) {
         if (r->waiting_capacity)
                 capacity_unlink(r);
         r->capacity_timer = sd_event_source_disable_unref(r->capacity_timer);
-        if (r->job) {
-                r->srv->metrics.execs_aborted++;
-                exec_detach_request(r->job);
-        }
-        if (r->pending_session) {
-                r->pending_session->ready_cb = NULL;
-                session_end_later(r->pending_session, "client went away");
-        }
-        if (r->put)
-                file_put_free(r->put);
-        if (r->stream) {
-                free(r->stream->buf);
-                free(r->stream);
-        }
+        request_set_op(r, NULL, NULL);
         if (r->reply && !r->queued)
                 MHD_destroy_response(r->reply);
-        if (r->op_free)
-                r->op_free(r->op_data);
         free(r->body);
         if (r->prev)
                 r->prev->next = r->next;
@@ -465,7 +460,7 @@ static void request_free(request *r) {
         free(r);
 }
 
-void http_request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+static void http_request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                             enum MHD_RequestTerminationCode toe) {
         request *r = *con_cls;
         const union MHD_ConnectionInfo *ci;
@@ -505,7 +500,7 @@ static void request_begin(request *r) {
         const char *cl_hdr;
         uint64_t declared = 0;
 
-        r->route = route_find(r->method, r->url, r->session_id, sizeof(r->session_id), allow, sizeof(allow));
+        r->route = route_find(srv, r->method, r->url, r->session_id, sizeof(r->session_id), allow, sizeof(allow));
         if (!r->cl || !r->cl->creds_ok)
                 return reply_error(r, 500, "internal", "cannot identify the peer of this connection");
         if (srv->shutting_down)
@@ -523,7 +518,7 @@ static void request_begin(request *r) {
         if (r->route->session) {
                 r->session = session_lookup(srv, r->session_id, r->cl->uid, r->cl->admin);
                 if (!r->session)
-                        return reply_error(r, 404, "not_found", "no such session: %s", r->session_id);
+                        return reply_no_session(r);
                 session_touch(r->session);
         }
 
@@ -545,8 +540,8 @@ static void request_begin(request *r) {
                                            declared, r->body_limit);
                 }
         }
-        if (r->route->body == BODY_FILE)
-                api_files_put_begin(r);
+        if (r->route->body == BODY_FILE && r->route->body_begin)
+                r->route->body_begin(r);
 }
 
 static void request_body_data(request *r, const char *data, size_t len) {
@@ -561,7 +556,8 @@ static void request_body_data(request *r, const char *data, size_t len) {
                 return;
         }
         if (r->route->body == BODY_FILE) {
-                (void) api_files_put_data(r, data, len);
+                if (r->route->body_data)
+                        (void) r->route->body_data(r, data, len);
                 return;
         }
         if (r->body_len + len > r->body_cap) {
@@ -578,7 +574,7 @@ static void request_body_data(request *r, const char *data, size_t len) {
         r->body_len += len;
 }
 
-enum MHD_Result http_access_handler(void *cls, struct MHD_Connection *conn, const char *url,
+static enum MHD_Result http_access_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                     const char *method, const char *version, const char *upload_data,
                                     size_t *upload_data_size, void **con_cls) {
         server *srv = cls;
@@ -644,20 +640,156 @@ enum MHD_Result http_access_handler(void *cls, struct MHD_Connection *conn, cons
                 else if (!r->reply && r->route->session &&
                          !(r->session = session_lookup(srv, r->session_id, r->cl->uid, r->cl->admin)))
                         /* it ended while the body was coming in */
-                        reply_error(r, 404, "not_found", "no such session: %s", r->session_id);
+                        reply_no_session(r);
                 else if (!r->reply) {
                         if (r->route->body == BODY_FILE)
-                                api_files_put_end(r);
+                                r->route->body_end(r);
                         else
                                 r->route->handler(r);
                 }
         }
         if (r->reply)
                 return request_queue(r);
-        if (r->suspended || r->stream)
+        if (r->suspended)
                 return MHD_YES;
         /* A handler that neither answered nor suspended is a bug: say so
          * rather than leave the client waiting forever. */
         reply_error(r, 500, "internal", "no response was produced");
         return request_queue(r);
+}
+
+/* --- libmicrohttpd on the sd-event loop --------------------------------------- */
+
+/* Enough for 1000 idle clients and then some; RLIMIT_NOFILE is raised to
+ * match in main(). MHD's default is FD_SETSIZE-4 even with epoll. */
+#define CONNECTION_LIMIT 4096u
+/* Per-connection memory: headers beyond it are answered 431. Above 32 KiB
+ * libmicrohttpd 0.9.75 mmap()s each connection's pool instead of taking it
+ * from malloc: after a burst of 1000 connections the memory goes back to
+ * the kernel at close instead of staying in the heap. */
+#define CONNECTION_MEMORY (40u * 1024u)
+/* Idle keep-alive connections are closed after this. */
+#define CONNECTION_IDLE_S 60u
+
+static void http_rearm_timer(server *srv) {
+        MHD_UNSIGNED_LONG_LONG ms;
+        uint64_t now;
+
+        if (!srv->mhd_timer)
+                return;
+        if (MHD_get_timeout(srv->mhd, &ms) != MHD_YES) {
+                (void) sd_event_source_set_enabled(srv->mhd_timer, SD_EVENT_OFF);
+                return;
+        }
+        /* MHD gives RELATIVE milliseconds; sd-event wants an ABSOLUTE time in
+         * usec (passing ms as the absolute time fires at once, forever). */
+        (void) sd_event_now(srv->event, CLOCK_MONOTONIC, &now);
+        (void) sd_event_source_set_time(srv->mhd_timer, now + ms * USEC_PER_MSEC);
+        (void) sd_event_source_set_enabled(srv->mhd_timer, SD_EVENT_ONESHOT);
+}
+
+static void http_run(server *srv) {
+        if (MHD_run(srv->mhd) != MHD_YES)
+                log_debug("MHD_run() failed");
+        http_rearm_timer(srv);
+}
+
+void http_kick(server *srv) {
+        /* A defer source runs on the next iteration, before waiting. (A
+         * timer "in the past" would do too, but sd-event coalesces timers
+         * with a default accuracy of 250 ms: every resumed request would
+         * wait for it.) */
+        if (srv->mhd_kick)
+                (void) sd_event_source_set_enabled(srv->mhd_kick, SD_EVENT_ONESHOT);
+}
+
+static int on_mhd_kick(sd_event_source *s, void *userdata) {
+        http_run(userdata);
+        return 0;
+}
+
+static int on_mhd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        http_run(userdata);
+        return 0;
+}
+
+static int on_mhd_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        http_run(userdata);
+        return 0;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+        char buf[512];
+        size_t n;
+
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        n = strlen(buf);
+        while (n > 0 && buf[n - 1] == '\n')
+                buf[--n] = 0;
+        log_debug("libmicrohttpd: %s", buf);
+}
+
+int http_start(server *srv) {
+        const union MHD_DaemonInfo *info;
+        int r;
+
+        srv->mhd = MHD_start_daemon(
+                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                http_access_handler, srv,
+                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+                /* Our own AF_UNIX socket: MHD_add_connection() would treat the
+                 * peers as TCP (bogus warnings, extra syscalls per response). */
+                MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+                MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
+                MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_IDLE_S,
+                MHD_OPTION_NOTIFY_COMPLETED, http_request_completed, srv,
+                MHD_OPTION_NOTIFY_CONNECTION, http_connection_notify, srv,
+                MHD_OPTION_END);
+        if (!srv->mhd)
+                return log_error_errno(-EIO, "Failed to start the HTTP server");
+
+        info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info)
+                return log_error_errno(-EIO, "libmicrohttpd has no epoll fd");
+        r = sd_event_add_io(srv->event, &srv->mhd_io, info->epoll_fd, EPOLLIN, on_mhd_io, srv);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the HTTP server");
+        r = sd_event_add_time(srv->event, &srv->mhd_timer, CLOCK_MONOTONIC, 1, 0, on_mhd_timer, srv);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the HTTP timer");
+        (void) sd_event_source_set_description(srv->mhd_timer, "mhd-timer");
+        /* MHD's timeouts are in ms; sd-event's default slack is 250 ms. */
+        (void) sd_event_source_set_time_accuracy(srv->mhd_timer, 1);
+        r = sd_event_add_defer(srv->event, &srv->mhd_kick, on_mhd_kick, srv);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the HTTP kick source");
+        (void) sd_event_source_set_enabled(srv->mhd_kick, SD_EVENT_OFF);
+        /* Above commands' output and the pool's work, below what ends
+         * work (priority.h). */
+        (void) sd_event_source_set_priority(srv->mhd_io, PRIO_SERVE);
+        (void) sd_event_source_set_priority(srv->mhd_timer, PRIO_SERVE);
+        (void) sd_event_source_set_priority(srv->mhd_kick, PRIO_SERVE);
+        http_kick(srv);
+        return 0;
+}
+
+void http_stop(server *srv) {
+        if (!srv->mhd)
+                return;
+        /* MHD_stop_daemon() must not find a suspended connection: resume
+         * them all, as abandoned, so that each is closed and completed. */
+        for (request *r = srv->requests; r; r = r->next)
+                if (r->suspended)
+                        request_abandon(r);
+        srv->mhd_io = sd_event_source_disable_unref(srv->mhd_io);
+        srv->mhd_timer = sd_event_source_disable_unref(srv->mhd_timer);
+        srv->mhd_kick = sd_event_source_disable_unref(srv->mhd_kick);
+        /* MHD_stop_daemon() closes the listen socket we gave it. */
+        MHD_stop_daemon(srv->mhd);
+        srv->mhd = NULL;
+        srv->listen_fd = -EBADF;
+        if (srv->socket_owned && srv->socket_path)
+                (void) unlink(srv->socket_path);
+        srv->socket_owned = false;
 }

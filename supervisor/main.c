@@ -11,11 +11,22 @@
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
+#include "cgroup-scope.h"
+#include "http.h"
+#include "lifecycle.h"
 #include "log.h"
+#include "notify.h"
 #include "pool.h"
+#include "routes.h"
+#include "paths.h"
 #include "run.h"
+#include "seccomp-cache.h"
 #include "server.h"
 #include "session.h"
+
+/* Where the daemon's cgroups live on a v2 host (cgroup-scope.h): decided
+ * once at start, undone at exit. */
+static cgroup_placement placement;
 
 /* Every connection costs one fd, every sandbox a few: 1000 idle clients
  * and 80 sandboxes must fit with room to spare. */
@@ -128,6 +139,15 @@ static void raise_nofile(void) {
 
 static void pool_config(server *srv, pool_env *env, pool_options *o);
 
+/* Defaults that followed a value the user set: worth a notice each. */
+static void log_config_notices(const sp_config_set *s) {
+        for (const char *p = s->notices; p && *p;) {
+                const char *nl = strchrnul(p, '\n');
+                log_full(LOG_NOTICE, NULL, "Configuration: %.*s", (int) (nl - p), p);
+                p = *nl ? nl + 1 : nl;
+        }
+}
+
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         server *srv = userdata;
 
@@ -146,6 +166,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 
         notify_reloading();
         r = sp_config_load(&fresh, srv->config_path, NULL, &err);
+        if (r >= 0)
+                log_config_notices(&fresh);
         if (r < 0) {
                 log_error("Reload failed, keeping the running configuration: %s", err.message);
                 notify_status(srv);
@@ -193,19 +215,18 @@ static void pool_config(server *srv, pool_env *env, pool_options *o) {
         const sp_config *cfg = &srv->config.cfg;
 
         *env = (pool_env) {
-                .rootfs = cfg->rootfs,
-                .stage_dir = srv->stage_dir,
-                .idslot_dir = IDSLOT_DIR,
-                .cgroups = srv->cgroups,
-                .seccomp = srv->seccomp,
+                .box = {
+                        .factory = srv->factory,
+                        .idslot_dir = IDSLOT_DIR,
+                        .id_base = cfg->id_base,
+                        .n_slots = srv->n_slots,
+                },
                 .limits = {
                         .memory_bytes = cfg->memory_limit,
                         .cpu_pct = cfg->cpu_limit,
                         .pids = cfg->pids_limit,
                         .disk_bytes = cfg->disk_limit,
                 },
-                .id_base = cfg->id_base,
-                .n_slots = srv->n_slots,
         };
         *o = (pool_options) {
                 .pool_size = cfg->pool_size,
@@ -315,7 +336,6 @@ static int setup_runtime(server *srv) {
         const sp_config *cfg = &srv->config.cfg;
         sp_cgroup_manager_options opts = {};
         _cleanup_free_ char *stage = NULL;
-        sp_policy *policy = NULL;
         sp_error err = {};
         int r;
 
@@ -354,6 +374,19 @@ static int setup_runtime(server *srv) {
         opts.parent = cfg->cgroup_parent && *cfg->cgroup_parent ? cfg->cgroup_parent : NULL;
         opts.subdir = srv->cgroup_subdir;
         opts.move_self_to_leaf = true;
+        {
+                cgroup_placement_options po = {.mode = opts.mode, .parent = opts.parent, .name_prefix = "sandpoold",
+                                               .description = "sandpoold started outside a unit",
+                                               .refuse_undelegated_service = true};
+                r = cgroup_placement_prepare(&po, &placement, &err);
+                if (r < 0) {
+                        log_error("Failed to set up cgroups: %s", err.message);
+                        return r;
+                }
+                if (placement.describe[0])
+                        log_info("cgroup placement: %s", placement.describe);
+                opts.parent = placement.parent ?: opts.parent;
+        }
         r = sp_cgroup_manager_new(&opts, &srv->cgroups, &err);
         if (r < 0) {
                 log_error("Failed to set up cgroups: %s", err.message);
@@ -365,17 +398,16 @@ static int setup_runtime(server *srv) {
         if (r > 0)
                 log_info("Removed %d sandbox cgroups left by a daemon that is gone", r);
 
-        r = sp_policy_load_file(cfg->seccomp_policy, &policy, &err);
+        if (mkdir(RUN_DIR, 0711) < 0 && errno != EEXIST)
+                return log_error_errno(-errno, "Failed to create %s", RUN_DIR);
+        bool hit;
+        r = sp_seccomp_load_cached(cfg->seccomp_policy, SECCOMP_CACHE_DIR, &srv->seccomp, &hit, &err);
         if (r < 0) {
                 log_error("Failed to load the seccomp policy: %s", err.message);
                 return r;
         }
-        r = sp_seccomp_compile(policy, &srv->seccomp, &err);
-        sp_policy_free(policy);
-        if (r < 0) {
-                log_error("Failed to compile the seccomp policy: %s", err.message);
-                return r;
-        }
+        log_info("Seccomp policy %s: %u BPF instructions (%s)", cfg->seccomp_policy, srv->seccomp->prog.len,
+                 hit ? "compiled earlier, from the cache" : "compiled");
 
         /* Each sandbox takes SP_ID_RANGE host ids from id_base up; never
          * hand out a range that would wrap past the top of uid_t. */
@@ -384,14 +416,24 @@ static int setup_runtime(server *srv) {
                 log_error("id_base %u leaves no room for a sandbox's %u ids", cfg->id_base, SP_ID_RANGE);
                 return -ERANGE;
         }
-        if (mkdir("/run/sandpool", 0711) < 0 && errno != EEXIST)
-                return log_error_errno(-errno, "Failed to create /run/sandpool");
+        /* Now, while the daemon is small: the workers, and every PID 1
+         * they fork, are copies of this process. */
+        {
+                factory_env fe = {.rootfs = cfg->rootfs, .stage_dir = srv->stage_dir, .cgroups = srv->cgroups,
+                                  .seccomp = srv->seccomp};
+                r = factory_new(srv->event, &fe, 0, &srv->factory, &err);
+                if (r < 0) {
+                        log_error("Failed to start the sandbox factory: %s", err.message);
+                        return r;
+                }
+                log_info("Sandbox factory: %u workers", factory_n_workers(srv->factory));
+        }
 
         {
                 pool_env env;
                 pool_options o;
                 pool_config(srv, &env, &o);
-                r = pool_new(srv->event, &env, &o, server_capacity_changed, srv, &srv->pool);
+                r = pool_new(srv->event, &env, &o, http_capacity_changed, srv, &srv->pool);
                 if (r < 0)
                         return log_error_errno(r, "Failed to create the pool");
         }
@@ -418,17 +460,29 @@ static int serve(server *srv) {
         r = sd_event_set_watchdog(srv->event, true);
         if (r > 0)
                 log_info("systemd watchdog enabled");
-        (void) sd_event_add_signal(srv->event, NULL, SIGTERM, on_sigterm, srv);
-        (void) sd_event_add_signal(srv->event, NULL, SIGINT, on_sigterm, srv);
-        (void) sd_event_add_signal(srv->event, NULL, SIGHUP, on_sighup, srv);
+        /* Signals end work: nothing a sandbox or a client does may starve them. */
+        static const struct { int sig; sd_event_signal_handler_t fn; } sigs[] = {
+                { SIGTERM, on_sigterm }, { SIGINT, on_sigterm }, { SIGHUP, on_sighup },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++) {
+                sd_event_source *src = NULL;
+                r = sd_event_add_signal(srv->event, &src, sigs[i].sig, sigs[i].fn, srv);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch signal %d", sigs[i].sig);
+                (void) sd_event_source_set_priority(src, PRIO_ENDS);
+                (void) sd_event_source_set_floating(src, true);
+                sd_event_source_unref(src);
+        }
 
         r = setup_runtime(srv);
         if (r < 0)
                 return r;
+        srv->routes = api_routes;
+        srv->n_routes = api_n_routes;
         r = server_listen(srv);
         if (r < 0)
                 return r;
-        r = server_start_http(srv);
+        r = http_start(srv);
         if (r < 0)
                 return r;
 
@@ -442,15 +496,19 @@ static int serve(server *srv) {
 }
 
 static void server_done(server *srv) {
-        server_cancel_capacity_waiters(srv);
+        http_cancel_capacity_waiters(srv);
         session_destroy_all(srv, "exit");
         /* kills every sandbox left, then reaps them all */
         pool_free(srv->pool);
         srv->pool = NULL;
-        server_stop_http(srv);
+        /* after the pool: its last sandboxes' cgroups are removed by it */
+        factory_free(srv->factory);
+        srv->factory = NULL;
+        http_stop(srv);
         srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);
         if (srv->cgroups)
                 sp_cgroup_manager_free(srv->cgroups);
+        cgroup_placement_done(&placement);
         if (srv->seccomp)
                 sp_seccomp_program_free(srv->seccomp);
         if (srv->stage_dir)
@@ -480,6 +538,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "sandpoold: %s\n", err.message);
                 return 1;
         }
+        log_config_notices(&srv.config);
         if (a.print_config) {
                 sp_config_print(&srv.config, stdout);
                 sp_config_set_done(&srv.config);

@@ -3,8 +3,8 @@
  * STOPPING when draining. Without NOTIFY_SOCKET these are no-ops. */
 #include <systemd/sd-daemon.h>
 
+#include "notify.h"
 #include "pool.h"
-#include "server.h"
 
 void notify_ready(server *srv) {
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving on %s, %u sessions", srv->config.cfg.socket,

@@ -1,45 +1,56 @@
 /* SPDX-License-Identifier: MIT */
 /* The pre-warmed pool: see pool.h. Everything here runs on the event loop
  * and never waits for a sandbox: starting one costs its parent-side setup
- * (~0.5 ms), the rest arrives as events. */
+ * (~0.5 ms), the rest arrives as events on its box. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
 
 #include "log.h"
 #include "pool.h"
+#include "priority.h"
+#include "time-util.h"
 
-#define MAX_WARMING 4          /* sandboxes setting up at once */
+#define MAX_WARMING 8          /* sandboxes being made at once (by the factory's workers) */
 #define STARTS_PER_DISPATCH 2  /* then let requests in */
 #define BACKOFF_MIN_USEC 50000ULL
 #define BACKOFF_MAX_USEC 30000000ULL
 
-typedef enum entry_state { E_WARMING, E_WARM, E_DESTROYING } entry_state;
+typedef enum entry_state { E_WARMING, E_WARM, E_IN_USE, E_DESTROYING, _E_MAX } entry_state;
 
-typedef struct entry entry;
-struct entry {
+/* One entry per sandbox, from box_start() to its reaping: the pool is its
+ * one owner, and its state says which list it is on. */
+struct pool_sandbox {
         pool *p;
-        entry *prev, *next;
+        pool_sandbox *prev, *next;
         entry_state state;
-        pool_sandbox ps;
+        box *b;
         unsigned generation;     /* of the pool_env it was made with */
-        bool was_allocated;      /* DESTROYING: came back from a session */
-        sd_event_source *ctrl_src, *pidfd_src;
-        uint64_t started_usec, destroy_usec;
+        pool_waiter *waiter;     /* E_WARMING: made for this waiter's limits */
 };
 
 typedef struct entry_list {
-        entry *head, *tail;
+        pool_sandbox *head, *tail;
         uint32_t n;
 } entry_list;
+
+struct pool_waiter {
+        pool *p;
+        pool_waiter *prev, *next; /* in p->waiters unless it has its own entry */
+        sp_limits limits;
+        pool_sandbox *own;        /* a sandbox being made for its limits */
+        pool_acquired_fn cb;
+        void *userdata;
+};
 
 struct pool {
         sd_event *event;
         pool_env env;
         pool_options o;
         unsigned generation;
-        entry_list warming, warm, destroying;
-        uint32_t n_allocated;
+        entry_list lists[_E_MAX];
+        pool_waiter *waiters_head, *waiters_tail; /* FIFO, any sandbox of the defaults will do */
+        uint32_t n_waiters;
         bool shrunk;
         uint64_t last_take_usec;
         unsigned failures;       /* consecutive */
@@ -56,12 +67,6 @@ static const uint64_t hist_bounds[POOL_HIST_BUCKETS] = {
         250, 500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, UINT64_MAX,
 };
 
-static uint64_t now_usec(void) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return (uint64_t) t.tv_sec * 1000000u + (uint64_t) t.tv_nsec / 1000u;
-}
-
 static void hist_add(pool_histogram *h, uint64_t usec) {
         for (size_t i = 0; i < POOL_HIST_BUCKETS; i++)
                 if (usec <= hist_bounds[i]) {
@@ -72,7 +77,7 @@ static void hist_add(pool_histogram *h, uint64_t usec) {
         h->count++;
 }
 
-static void list_append(entry_list *l, entry *e) {
+static void list_append(entry_list *l, pool_sandbox *e) {
         e->prev = l->tail;
         e->next = NULL;
         if (l->tail)
@@ -83,7 +88,7 @@ static void list_append(entry_list *l, entry *e) {
         l->n++;
 }
 
-static void list_remove(entry_list *l, entry *e) {
+static void list_remove(entry_list *l, pool_sandbox *e) {
         if (e->prev)
                 e->prev->next = e->next;
         else
@@ -96,12 +101,16 @@ static void list_remove(entry_list *l, entry *e) {
         l->n--;
 }
 
-static entry_list *list_of(pool *p, entry_state s) {
-        return s == E_WARMING ? &p->warming : s == E_WARM ? &p->warm : &p->destroying;
+static void entry_move(pool_sandbox *e, entry_state to) {
+        list_remove(&e->p->lists[e->state], e);
+        e->state = to;
+        list_append(&e->p->lists[to], e);
 }
 
+#define N(p, s) ((p)->lists[s].n)
+
 static uint32_t pool_total(const pool *p) {
-        return p->warm.n + p->warming.n + p->n_allocated + p->destroying.n;
+        return N(p, E_WARMING) + N(p, E_WARM) + N(p, E_IN_USE) + N(p, E_DESTROYING);
 }
 
 static uint32_t pool_target(const pool *p) {
@@ -109,96 +118,128 @@ static uint32_t pool_target(const pool *p) {
         return MIN(t, p->o.max_pool_size);
 }
 
+/* How many sandboxes of the defaults should be warm or warming: the
+ * target, plus one for each caller waiting for one. */
+static uint32_t pool_demand(const pool *p) {
+        return pool_target(p) + p->n_waiters;
+}
+
+static uint32_t n_warming_shared(const pool *p) {
+        uint32_t n = 0;
+        for (pool_sandbox *e = p->lists[E_WARMING].head; e; e = e->next)
+                n += !e->waiter;
+        return n;
+}
+
 static void capacity_changed(pool *p) {
         if (p->capacity_cb)
                 p->capacity_cb(p->userdata);
 }
 
+static bool limits_equal(const sp_limits *a, const sp_limits *b) {
+        return a->memory_bytes == b->memory_bytes && a->cpu_pct == b->cpu_pct && a->pids == b->pids &&
+               a->disk_bytes == b->disk_bytes;
+}
+
+/* Can a sandbox made with the defaults serve these limits? Memory, cpu
+ * and pids can be lowered in its cgroup; the size of its writable layer
+ * (which follows the disk quota and the memory limit) is fixed. */
+static bool limits_fit_default(const pool *p, const sp_limits *l) {
+        return sp_limits_disk_size(l) == sp_limits_disk_size(&p->env.limits) &&
+               l->memory_bytes <= p->env.limits.memory_bytes && l->cpu_pct <= p->env.limits.cpu_pct &&
+               l->pids <= p->env.limits.pids;
+}
+
 static void schedule_refill(pool *p);
-static void entry_destroy_async(entry *e);
+static void entry_destroy(pool_sandbox *e);
+
+/* ---- the waiters ----------------------------------------------------------- */
+
+static void waiter_unlink(pool_waiter *w) {
+        pool *p = w->p;
+        if (w->own) {
+                w->own->waiter = NULL;
+                w->own = NULL;
+                return;
+        }
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                p->waiters_head = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        else
+                p->waiters_tail = w->prev;
+        w->prev = w->next = NULL;
+        p->n_waiters--;
+}
+
+void pool_cancel(pool_waiter *w) {
+        if (!w)
+                return;
+        waiter_unlink(w);
+        free(w);
+}
+
+/* Give a ready sandbox to the waiter (and its limits to the sandbox): the
+ * callback goes last, and may release the sandbox at once. */
+static void waiter_serve(pool_waiter *w, pool_sandbox *e) {
+        pool_acquired_fn cb = w->cb;
+        void *ud = w->userdata;
+        sp_error err = {};
+        int r = 0;
+
+        if (!limits_equal(&w->limits, box_limits(e->b)))
+                /* a sandbox of the defaults, for limits that lower them */
+                r = box_set_limits(e->b, &w->limits, &err);
+        waiter_unlink(w);
+        free(w);
+        if (r < 0) {
+                entry_destroy(e);
+                cb(NULL, r, err.message, ud);
+                return;
+        }
+        entry_move(e, E_IN_USE);
+        cb(e, 0, NULL, ud);
+}
 
 /* ---- destroying ------------------------------------------------------------ */
 
-static void entry_finish(entry *e) {
+static void box_pool_ready(box *b, int error, const char *message, void *userdata);
+static void box_pool_died(box *b, const char *cause, void *userdata);
+static const box_holder_ops pool_holder = {
+        .ready = box_pool_ready,
+        .died = box_pool_died,
+};
+
+static void on_destroyed(box *b, uint64_t usec, void *userdata) {
+        pool_sandbox *e = userdata;
         pool *p = e->p;
-        uint64_t t0 = now_usec();
-        /* The event sources go first, while their fds are still open:
-         * destroying closes them, and the numbers are reused at once (by the
-         * next sandbox's control socket): removing a source from epoll after
-         * that would unhook another source's fd. */
-        e->ctrl_src = sd_event_source_disable_unref(e->ctrl_src);
-        e->pidfd_src = sd_event_source_disable_unref(e->pidfd_src);
-        int r = sp_sandbox_destroy(e->ps.sb);
-        if (r < 0)
-                log_warning("pool: cleaning up sandbox %s: %s", e->ps.name, strerror(-r));
-        sp_idslot_release(&e->ps.slot);
-        if (e->state == E_DESTROYING) {
-                uint64_t us = t0 - e->destroy_usec + (now_usec() - t0);
-                hist_add(&p->st.destroy_latency, us);
-                p->st.last_destroy_usec = us;
-                p->st.destroyed++;
-        }
-        list_remove(list_of(p, e->state), e);
+
+        hist_add(&p->st.destroy_latency, usec);
+        p->st.last_destroy_usec = usec;
+        p->st.destroyed++;
+        list_remove(&p->lists[E_DESTROYING], e);
         free(e);
-}
-
-static int on_pidfd(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        entry *e = userdata;
-        pool *p = e->p;
-
-        if (e->state != E_DESTROYING) {
-                /* PID 1 died while warm or warming: killed from outside, or
-                 * the OOM killer. Count it and replace it. */
-                if (e->state == E_WARM)
-                        p->st.died_warm++;
-                else
-                        p->st.failed++;
-                log_warning("pool: sandbox %s died while %s", e->ps.name, e->state == E_WARM ? "warm" : "warming");
-                entry_destroy_async(e);
-                return 0; /* the pidfd stays readable: we come back here */
-        }
-        entry_finish(e);
         capacity_changed(p);
         schedule_refill(p);
-        return 0;
 }
 
-/* Kill now; the pidfd tells when the kernel is done, and entry_finish()
- * then frees what is left. */
-static void entry_destroy_async(entry *e) {
-        pool *p = e->p;
-        (void) sp_sandbox_kill(e->ps.sb);
-        e->ctrl_src = sd_event_source_disable_unref(e->ctrl_src);
-        list_remove(list_of(p, e->state), e);
-        e->state = E_DESTROYING;
-        e->destroy_usec = now_usec();
-        list_append(&p->destroying, e);
-        if (!e->pidfd_src &&
-            sd_event_add_io(p->event, &e->pidfd_src, sp_sandbox_pidfd(e->ps.sb), EPOLLIN, on_pidfd, e) < 0) {
-                /* Cannot watch it: do it the blocking way (~1 ms). */
-                entry_finish(e);
-                capacity_changed(p);
-        }
+/* Kill now; the box tells when the kernel is done. */
+static void entry_destroy(pool_sandbox *e) {
+        if (e->state == E_DESTROYING)
+                return;
+        box_set_holder(e->b, &pool_holder, e);
+        entry_move(e, E_DESTROYING);
+        box_destroy(e->b, on_destroyed, e);
 }
 
 void pool_release(pool *p, pool_sandbox *ps) {
-        entry *e = calloc(1, sizeof(*e));
-        if (!e) {
-                /* No memory for the bookkeeping: destroy synchronously. */
-                (void) sp_sandbox_destroy(ps->sb);
-                sp_idslot_release(&ps->slot);
-                p->n_allocated--;
-                capacity_changed(p);
-                return;
-        }
-        e->p = p;
-        e->ps = *ps;
-        e->state = E_WARM; /* entry_destroy_async moves it from a list: use a transient one */
-        e->was_allocated = true;
-        list_append(&p->warm, e);
-        p->n_allocated--;
-        entry_destroy_async(e);
-        *ps = (pool_sandbox){.slot = {.lock_fd = -1}};
+        entry_destroy(ps);
+}
+
+box *pool_sandbox_box(const pool_sandbox *ps) {
+        return ps->b;
 }
 
 /* ---- warming ---------------------------------------------------------------- */
@@ -210,104 +251,109 @@ static void record_failure(pool *p, const char *msg) {
         log_error("pool: sandbox creation failed (%u in a row): %s", p->failures, msg);
 }
 
-static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        entry *e = userdata;
+static void box_pool_ready(box *b, int error, const char *message, void *userdata) {
+        pool_sandbox *e = userdata;
+        pool *p = e->p;
+        pool_waiter *w = e->waiter;
+
+        if (e->state != E_WARMING)
+                return;
+        if (error < 0) {
+                record_failure(p, message ? message : strerror(-error));
+                /* The caller it was made for, or the one waiting longest,
+                 * hears of it: a broken image answers, it does not hang. */
+                if (!w)
+                        w = p->waiters_head;
+                entry_destroy(e);
+                schedule_refill(p);
+                if (w) {
+                        pool_acquired_fn cb = w->cb;
+                        void *ud = w->userdata;
+                        waiter_unlink(w);
+                        free(w);
+                        cb(NULL, error, message, ud);
+                }
+                return;
+        }
+        uint64_t took = box_ready_usec(b) - box_started_usec(b);
+        hist_add(&p->st.create_latency, took);
+        p->st.last_create_usec = took;
+        p->st.created++;
+        p->failures = 0;
+        if (!w && e->generation == p->generation && limits_equal(box_limits(b), &p->env.limits))
+                w = p->waiters_head;
+        if (w) {
+                schedule_refill(p);
+                waiter_serve(w, e); /* last: the callback may release it */
+                return;
+        }
+        if (e->generation != p->generation || !limits_equal(box_limits(b), &p->env.limits)) {
+                /* made for a caller who left, or for an older configuration */
+                entry_destroy(e);
+                return;
+        }
+        entry_move(e, E_WARM);
+        schedule_refill(p);
+        capacity_changed(p);
+}
+
+static void box_pool_died(box *b, const char *cause, void *userdata) {
+        pool_sandbox *e = userdata;
         pool *p = e->p;
 
-        for (;;) {
-                sp_event ev;
-                int r = sp_sandbox_next_event(e->ps.sb, &ev);
-                if (r == -EAGAIN)
-                        return 0;
-                if (r < 0 || ev.type == SP_EVENT_FAILED) {
-                        if (e->state == E_WARMING)
-                                record_failure(p, r < 0 ? "PID 1 exited during setup" : ev.error.message);
-                        else
-                                p->st.died_warm++;
-                        entry_destroy_async(e);
-                        schedule_refill(p);
-                        return 0;
-                }
-                if (ev.type == SP_EVENT_READY && e->state == E_WARMING) {
-                        uint64_t now = now_usec();
-                        list_remove(&p->warming, e);
-                        e->state = E_WARM;
-                        e->ps.created_usec = now;
-                        list_append(&p->warm, e);
-                        hist_add(&p->st.create_latency, now - e->started_usec);
-                        p->st.last_create_usec = now - e->started_usec;
-                        p->st.created++;
-                        p->failures = 0;
-                        schedule_refill(p);
-                        /* Last: the callback may take this very sandbox
-                         * (and free the entry). */
-                        capacity_changed(p);
-                        return 0;
-                }
-        }
+        /* A warm sandbox died unused: killed from outside, or the OOM
+         * killer. Count it and replace it. */
+        if (e->state == E_WARM)
+                p->st.died_warm++;
+        log_warning("pool: sandbox %s died while warm: %s", box_name(b), cause);
+        entry_destroy(e);
+        schedule_refill(p);
 }
 
-static int start_sandbox(pool *p, const sp_limits *limits, pool_sandbox *ps, sp_error *err) {
-        int r = sp_idslot_acquire(p->env.idslot_dir, p->env.id_base, p->env.n_slots, p->slot_hint++ % p->env.n_slots,
-                                  &ps->slot);
-        if (r < 0)
-                return sp_error_set(err, r, "no free host id range in %s: %s", p->env.idslot_dir, strerror(-r));
-        /* The pid keeps names unique across restarts: what a crashed daemon
-         * left (a cgroup, a stage directory) never blocks a new one. */
-        snprintf(ps->name, sizeof(ps->name), "sb-%d-%" PRIu64, (int) getpid(), ++p->counter);
-        sp_sandbox_spec spec = {
-                .name = ps->name, .rootfs = p->env.rootfs, .stage_dir = p->env.stage_dir,
-                .id_base = ps->slot.base, .limits = *limits, .cgroups = p->env.cgroups, .seccomp = p->env.seccomp,
-        };
-        r = sp_sandbox_start(&spec, &ps->sb, err);
-        if (r < 0)
-                sp_idslot_release(&ps->slot);
-        return r;
-}
-
-int pool_start_sandbox(pool *p, const sp_limits *limits, pool_sandbox *ret, sp_error *err) {
-        *ret = (pool_sandbox){.slot = {.lock_fd = -1}};
-        int r = start_sandbox(p, limits, ret, err);
-        if (r < 0)
-                record_failure(p, err->message);
-        return r;
-}
-
-static int start_one(pool *p) {
-        sp_error err = {};
-        entry *e = calloc(1, sizeof(*e));
+static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_error *err) {
+        char name[32];
+        pool_sandbox *e = calloc(1, sizeof(*e));
         if (!e)
-                return -ENOMEM;
+                return sp_error_set(err, -ENOMEM, "out of memory");
         e->p = p;
         e->generation = p->generation;
-        e->started_usec = now_usec();
-        e->ps.slot.lock_fd = -1;
-        int r = start_sandbox(p, &p->env.limits, &e->ps, &err);
+        /* The pid keeps names unique across restarts: what a crashed daemon
+         * left (a cgroup, a stage directory) never blocks a new one. */
+        snprintf(name, sizeof(name), "sb-%d-%" PRIu64, (int) getpid(), ++p->counter);
+        int r = box_start(p->event, &p->env.box, limits, name, p->slot_hint++, &pool_holder, e, &e->b, err);
         if (r < 0) {
-                record_failure(p, err.message);
+                record_failure(p, err->message);
                 free(e);
                 return r;
         }
         e->state = E_WARMING;
-        list_append(&p->warming, e);
-        r = sd_event_add_io(p->event, &e->ctrl_src, sp_sandbox_control_fd(e->ps.sb), EPOLLIN, on_control, e);
-        if (r >= 0)
-                r = sd_event_add_io(p->event, &e->pidfd_src, sp_sandbox_pidfd(e->ps.sb), EPOLLIN, on_pidfd, e);
-        if (r < 0) {
-                e->state = E_DESTROYING;
-                list_remove(&p->warming, e);
-                list_append(&p->destroying, e);
-                entry_finish(e);
-                return r;
-        }
+        list_append(&p->lists[E_WARMING], e);
+        *ret = e;
         return 0;
 }
+
+static bool refill_needed(const pool *p) {
+        return N(p, E_WARM) + n_warming_shared(p) < pool_demand(p) && pool_total(p) < p->o.max_pool_size;
+}
+
+static int on_refill(sd_event_source *s, void *userdata);
 
 static int on_backoff(sd_event_source *s, uint64_t usec, void *userdata) {
         pool *p = userdata;
         p->backoff_timer = sd_event_source_disable_unref(p->backoff_timer);
-        schedule_refill(p);
+        /* The wait is over: try again now. (Through schedule_refill() this
+         * would only arm the next backoff while failures > 0, and the pool
+         * would never be refilled after one failure.) */
+        if (!p->refill_src && refill_needed(p) &&
+            sd_event_add_defer(p->event, &p->refill_src, on_refill, p) >= 0)
+                (void) sd_event_source_set_priority(p->refill_src, PRIO_WORK);
         return 0;
+}
+
+static void arm_backoff(pool *p, unsigned shift) {
+        /* A broken image must not spin the CPU: back off, doubling up to 30 s. */
+        uint64_t delay = MIN(BACKOFF_MIN_USEC << MIN(shift, 20u), BACKOFF_MAX_USEC);
+        (void) sd_event_add_time_relative(p->event, &p->backoff_timer, CLOCK_MONOTONIC, delay, 0, on_backoff, p);
 }
 
 static int on_refill(sd_event_source *s, void *userdata) {
@@ -316,15 +362,21 @@ static int on_refill(sd_event_source *s, void *userdata) {
         if (p->backoff_timer)
                 return 0;
         for (unsigned i = 0; i < STARTS_PER_DISPATCH; i++) {
-                if (p->warm.n + p->warming.n >= pool_target(p) || pool_total(p) >= p->o.max_pool_size ||
-                    p->warming.n >= MAX_WARMING)
+                if (!refill_needed(p) || N(p, E_WARMING) >= MAX_WARMING)
                         return 0;
-                if (start_one(p) < 0) {
-                        /* A broken image must not spin the CPU: back off,
-                         * doubling up to 30 s. */
-                        uint64_t delay = MIN(BACKOFF_MIN_USEC << MIN(p->failures, 20u), BACKOFF_MAX_USEC);
-                        (void) sd_event_add_time_relative(p->event, &p->backoff_timer, CLOCK_MONOTONIC, delay, 0,
-                                                          on_backoff, p);
+                pool_sandbox *e;
+                sp_error err = {};
+                if (start_entry(p, &p->env.limits, &e, &err) < 0) {
+                        /* the caller waiting longest hears of it */
+                        pool_waiter *w = p->waiters_head;
+                        arm_backoff(p, p->failures);
+                        if (w) {
+                                pool_acquired_fn cb = w->cb;
+                                void *ud = w->userdata;
+                                waiter_unlink(w);
+                                free(w);
+                                cb(NULL, err.code ? err.code : -EIO, err.message, ud);
+                        }
                         return 0;
                 }
         }
@@ -335,14 +387,14 @@ static int on_refill(sd_event_source *s, void *userdata) {
 static void schedule_refill(pool *p) {
         if (p->refill_src || p->backoff_timer || !p->event)
                 return;
-        if (p->warm.n + p->warming.n >= pool_target(p) || pool_total(p) >= p->o.max_pool_size)
+        if (!refill_needed(p))
                 return;
         if (p->failures > 0) {
-                uint64_t delay = MIN(BACKOFF_MIN_USEC << MIN(p->failures - 1, 20u), BACKOFF_MAX_USEC);
-                (void) sd_event_add_time_relative(p->event, &p->backoff_timer, CLOCK_MONOTONIC, delay, 0, on_backoff, p);
+                arm_backoff(p, p->failures - 1);
                 return;
         }
-        (void) sd_event_add_defer(p->event, &p->refill_src, on_refill, p);
+        if (sd_event_add_defer(p->event, &p->refill_src, on_refill, p) >= 0)
+                (void) sd_event_source_set_priority(p->refill_src, PRIO_WORK);
 }
 
 /* ---- idle shrinking ------------------------------------------------------- */
@@ -354,16 +406,16 @@ static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
         p->idle_timer = sd_event_source_disable_unref(p->idle_timer);
         if (!p->o.aggressive_cleanup)
                 return 0;
-        if (now_usec() - p->last_take_usec < p->o.idle_timeout_ms * 1000u) {
+        if (now_mono() - p->last_take_usec < p->o.idle_timeout_ms * 1000u) {
                 arm_idle_timer(p);
                 return 0;
         }
         /* Nobody took a sandbox for container_idle_timeout: keep only the
          * minimum warm, oldest first, until demand comes back. */
         p->shrunk = true;
-        while (p->warm.n > 0 && p->warm.n + p->warming.n > p->o.min_pool_size) {
+        while (N(p, E_WARM) > 0 && N(p, E_WARM) + N(p, E_WARMING) > p->o.min_pool_size) {
                 p->st.shrunk++;
-                entry_destroy_async(p->warm.head);
+                entry_destroy(p->lists[E_WARM].head);
         }
         return 0;
 }
@@ -388,105 +440,118 @@ int pool_new(sd_event *e, const pool_env *env, const pool_options *o, pool_capac
         p->o = *o;
         p->capacity_cb = cb;
         p->userdata = userdata;
-        p->last_take_usec = now_usec();
-        if (p->env.n_slots == 0)
-                p->env.n_slots = 1;
+        p->last_take_usec = now_mono();
         schedule_refill(p);
         arm_idle_timer(p);
         *ret = p;
         return 0;
 }
 
-static bool limits_equal(const sp_limits *a, const sp_limits *b) {
-        return a->memory_bytes == b->memory_bytes && a->cpu_pct == b->cpu_pct && a->pids == b->pids &&
-               a->disk_bytes == b->disk_bytes;
-}
-
 void pool_reconfigure(pool *p, const pool_env *env, const pool_options *o) {
-        bool same = limits_equal(&p->env.limits, &env->limits) && streq_ptr(p->env.rootfs, env->rootfs) &&
-                    p->env.seccomp == env->seccomp;
+        bool same = limits_equal(&p->env.limits, &env->limits);
         p->env = *env;
         p->o = *o;
         if (!same) {
                 /* Warm sandboxes were made for the old configuration. */
                 p->generation++;
-                while (p->warm.head)
-                        entry_destroy_async(p->warm.head);
+                while (p->lists[E_WARM].head)
+                        entry_destroy(p->lists[E_WARM].head);
         }
         /* Shrink to the new size if it is smaller; sessions are left alone. */
-        while (p->warm.n > 0 && p->warm.n + p->warming.n > pool_target(p))
-                entry_destroy_async(p->warm.head);
+        while (N(p, E_WARM) > 0 && N(p, E_WARM) + N(p, E_WARMING) > pool_target(p))
+                entry_destroy(p->lists[E_WARM].head);
         arm_idle_timer(p);
         schedule_refill(p);
 }
 
-int pool_take(pool *p, const sp_limits *limits, pool_sandbox *ret, sp_error *err) {
-        p->last_take_usec = now_usec();
+static void note_take(pool *p) {
+        p->last_take_usec = now_mono();
         if (p->shrunk) {
                 p->shrunk = false;
                 arm_idle_timer(p);
         } else if (!p->idle_timer)
                 arm_idle_timer(p);
+}
 
-        if (limits->disk_bytes != p->env.limits.disk_bytes) {
-                p->st.misses++;
-                schedule_refill(p);
-                return sp_error_set(err, -EINVAL, "a disk quota other than the default needs a sandbox of its own");
-        }
-        /* The most recently warmed: its pages are the likeliest still hot. */
-        entry *e = p->warm.tail;
+/* The most recently warmed of the current configuration: its pages are
+ * the likeliest still hot. */
+static pool_sandbox *warm_newest(pool *p) {
+        pool_sandbox *e = p->lists[E_WARM].tail;
         while (e && e->generation != p->generation)
                 e = e->prev;
-        if (!e) {
-                p->st.misses++;
+        return e;
+}
+
+int pool_acquire(pool *p, const sp_limits *limits, pool_acquired_fn cb, void *userdata, pool_sandbox **ret_ps,
+                 pool_waiter **ret_waiter, sp_error *err) {
+        bool fits = limits_fit_default(p, limits);
+        pool_sandbox *e;
+        int r;
+
+        note_take(p);
+        *ret_ps = NULL;
+        *ret_waiter = NULL;
+        if (fits && (e = warm_newest(p))) {
+                if (!limits_equal(limits, &p->env.limits)) {
+                        r = box_set_limits(e->b, limits, err);
+                        if (r < 0)
+                                return r;
+                }
+                entry_move(e, E_IN_USE);
+                p->st.hits++;
                 schedule_refill(p);
-                return -EAGAIN;
+                *ret_ps = e;
+                return 1;
         }
-        if (!limits_equal(limits, &p->env.limits)) {
-                int r = sp_sandbox_set_limits(e->ps.sb, limits, err);
-                if (r < 0) {
-                        p->st.misses++;
+        p->st.misses++;
+        pool_waiter *w = calloc(1, sizeof(*w));
+        if (!w)
+                return sp_error_set(err, -ENOMEM, "out of memory");
+        *w = (pool_waiter){.p = p, .limits = *limits, .cb = cb, .userdata = userdata};
+        if (fits) {
+                /* The next sandbox of the defaults that becomes ready is
+                 * this caller's: one already warming, or one started now. */
+                uint32_t room = p->o.max_pool_size - MIN(pool_total(p), p->o.max_pool_size);
+                /* Only when a sandbox is coming for it: one warming that no
+                 * earlier waiter is promised, or room to start one. */
+                if (p->n_waiters < n_warming_shared(p) + room) {
+                        w->prev = p->waiters_tail;
+                        if (p->waiters_tail)
+                                p->waiters_tail->next = w;
+                        else
+                                p->waiters_head = w;
+                        p->waiters_tail = w;
+                        p->n_waiters++;
                         schedule_refill(p);
+                        *ret_waiter = w;
+                        return 0;
+                }
+        } else if (pool_total(p) < p->o.max_pool_size) {
+                /* Limits no warm sandbox can serve: one of its own. */
+                r = start_entry(p, limits, &e, err);
+                if (r < 0) {
+                        free(w);
                         return r;
                 }
+                e->waiter = w;
+                w->own = e;
+                *ret_waiter = w;
+                return 0;
+        } else if (p->lists[E_WARM].head) {
+                /* Full, partly of warm sandboxes this caller cannot use:
+                 * make room for the next try. */
+                entry_destroy(p->lists[E_WARM].head);
         }
-        e->ctrl_src = sd_event_source_disable_unref(e->ctrl_src);
-        e->pidfd_src = sd_event_source_disable_unref(e->pidfd_src);
-        list_remove(&p->warm, e);
-        *ret = e->ps;
-        free(e);
-        p->n_allocated++;
-        p->st.hits++;
-        schedule_refill(p);
-        return 0;
-}
-
-bool pool_reserve(pool *p) {
-        if (pool_total(p) >= p->o.max_pool_size) {
-                /* Full of warm sandboxes nobody can use (other limits)? Make room. */
-                entry *e = p->warm.head;
-                if (!e)
-                        return false;
-                entry_destroy_async(e);
-                return false;
-        }
-        p->n_allocated++;
-        return true;
-}
-
-void pool_unreserve(pool *p) {
-        if (p->n_allocated > 0)
-                p->n_allocated--;
-        capacity_changed(p);
-        schedule_refill(p);
+        free(w);
+        return sp_error_set(err, -EBUSY, "all %u sandboxes are in use", p->o.max_pool_size);
 }
 
 void pool_get_stats(pool *p, pool_stats *ret) {
         *ret = p->st;
-        ret->available = p->warm.n;
-        ret->warming = p->warming.n;
-        ret->allocated = p->n_allocated;
-        ret->destroying = p->destroying.n;
+        ret->available = N(p, E_WARM);
+        ret->warming = N(p, E_WARMING);
+        ret->allocated = N(p, E_IN_USE);
+        ret->destroying = N(p, E_DESTROYING);
         ret->total = pool_total(p);
         ret->max_capacity = p->o.max_pool_size;
         ret->target = pool_target(p);
@@ -496,8 +561,8 @@ void pool_get_stats(pool *p, pool_stats *ret) {
 }
 
 void pool_describe(pool *p, char *buf, size_t size) {
-        snprintf(buf, size, "pool %u/%u warm, %u warming, %u in use, %u/%u total%s", p->warm.n, pool_target(p),
-                 p->warming.n, p->n_allocated, pool_total(p), p->o.max_pool_size,
+        snprintf(buf, size, "pool %u/%u warm, %u warming, %u in use, %u/%u total%s", N(p, E_WARM), pool_target(p),
+                 N(p, E_WARMING), N(p, E_IN_USE), pool_total(p), p->o.max_pool_size,
                  p->failures ? ", creation failing" : "");
 }
 
@@ -507,15 +572,22 @@ void pool_free(pool *p) {
         p->refill_src = sd_event_source_disable_unref(p->refill_src);
         p->backoff_timer = sd_event_source_disable_unref(p->backoff_timer);
         p->idle_timer = sd_event_source_disable_unref(p->idle_timer);
+        while (p->waiters_head)
+                pool_cancel(p->waiters_head);
         /* Kill everything first, then reap: the kernel tears the sandboxes
          * down in parallel. */
-        entry_list *lists[] = {&p->warming, &p->warm, &p->destroying};
-        for (size_t i = 0; i < ELEMENTSOF(lists); i++)
-                for (entry *e = lists[i]->head; e; e = e->next)
-                        (void) sp_sandbox_kill(e->ps.sb);
-        for (size_t i = 0; i < ELEMENTSOF(lists); i++)
-                while (lists[i]->head)
-                        entry_finish(lists[i]->head);
+        for (size_t i = 0; i < _E_MAX; i++)
+                for (pool_sandbox *e = p->lists[i].head; e; e = e->next)
+                        box_kill(e->b);
+        for (size_t i = 0; i < _E_MAX; i++)
+                while (p->lists[i].head) {
+                        pool_sandbox *e = p->lists[i].head;
+                        if (e->waiter)
+                                pool_cancel(e->waiter);
+                        list_remove(&p->lists[i], e);
+                        box_destroy_now(e->b);
+                        free(e);
+                }
         sd_event_unref(p->event);
         free(p);
 }

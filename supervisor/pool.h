@@ -1,22 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* The pre-warmed pool. Sandboxes are started ahead of demand on the event
- * loop (the runtime's setup stages arrive as events on each sandbox's
- * control socket; the loop never waits for one), handed out whole, and
- * destroyed off the request's path when their session ends: a sandbox is
- * never handed out twice.
+/* The pre-warmed pool: the one owner of every sandbox of the daemon, from
+ * its start to its reaping, and the only code that makes sandboxes ready,
+ * warm or cold. Sandboxes are started ahead of demand (the runtime's setup
+ * arrives as events on each box; the loop never waits for one), handed out
+ * whole to a session, which borrows the box and gives it back with
+ * pool_release(); the pool then destroys it off the request's path: a
+ * sandbox is never handed out twice.
  *
- * Accounting: every live sandbox of the daemon counts against
- * max_pool_size, whether warm, warming, in a session, or being destroyed;
- * sessions that start a sandbox themselves (the pool was empty) ask
- * pool_reserve() first and report it with pool_adopt(). */
+ * A caller that finds no warm sandbox waits on the same warming path: its
+ * waiter gets the next one that becomes ready (or one made for its own
+ * limits). Every live sandbox counts against max_pool_size, whether warm,
+ * warming, in use or being destroyed. */
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "idslot.h"
+#include "box.h"
 #include "sandbox.h"
 
 typedef struct pool pool;
@@ -30,24 +32,17 @@ typedef struct pool_options {
 /* What a new sandbox is made of. Pointers are borrowed and must outlive
  * the pool (or the next pool_reconfigure). */
 typedef struct pool_env {
-        const char *rootfs;
-        const char *stage_dir;
-        const char *idslot_dir;
-        sp_cgroup_manager *cgroups;
-        const sp_seccomp_program *seccomp;
-        sp_limits limits;      /* the configured defaults */
-        uid_t id_base;
-        uint32_t n_slots;
+        box_env box;
+        sp_limits limits; /* the configured defaults */
 } pool_env;
 
-/* A sandbox handed out: the caller owns all of it and gives it back with
- * pool_release(). */
-typedef struct pool_sandbox {
-        sp_sandbox *sb;
-        sp_idslot slot;
-        char name[32];
-        uint64_t created_usec; /* CLOCK_MONOTONIC when it became ready */
-} pool_sandbox;
+/* One sandbox of the pool's, for its whole life. A session borrows it
+ * between pool_acquire() and pool_release(). */
+typedef struct pool_sandbox pool_sandbox;
+/* A caller waiting for a sandbox (see pool_acquire). */
+typedef struct pool_waiter pool_waiter;
+
+box *pool_sandbox_box(const pool_sandbox *ps);
 
 #define POOL_HIST_BUCKETS 12
 typedef struct pool_histogram {
@@ -76,23 +71,23 @@ void pool_free(pool *p);
  * replaced; sessions are not touched. */
 void pool_reconfigure(pool *p, const pool_env *env, const pool_options *o);
 
-/* Hand out a warm sandbox with these limits (memory, cpu, pids may be lower
- * than the defaults and are written into its cgroup; the disk quota must be
- * the default). 0, or -EAGAIN when none is warm, or -EINVAL when the limits
- * need a sandbox of their own. Either way a refill is triggered. */
-int pool_take(pool *p, const sp_limits *limits, pool_sandbox *ret, sp_error *err);
-/* Room for one more sandbox outside the pool (the pool was empty)? If so
- * it is counted as allocated from now on. */
-bool pool_reserve(pool *p);
-/* Undo a pool_reserve() whose sandbox could not be made. */
-void pool_unreserve(pool *p);
-/* Make a sandbox now for a caller that could not get a warm one (after
- * pool_reserve()): same naming, id range and limits as the pool's. The
- * caller watches it for READY itself. */
-int pool_start_sandbox(pool *p, const sp_limits *limits, pool_sandbox *ret, sp_error *err);
+/* The sandbox is ready for the caller (error 0), or could not be made
+ * (error < 0, message says why). */
+typedef void (*pool_acquired_fn)(pool_sandbox *ps, int error, const char *message, void *userdata);
+
+/* A sandbox with these limits (memory, cpu and pids may be lower than the
+ * defaults: they are written into its cgroup): a warm one now (returns 1,
+ * *ret_ps set, cb not called), or the next one that becomes ready, which
+ * cb receives (returns 0, *ret_waiter set until then), or -EBUSY when
+ * every slot is taken. A refill is triggered either way. */
+int pool_acquire(pool *p, const sp_limits *limits, pool_acquired_fn cb, void *userdata, pool_sandbox **ret_ps,
+                 pool_waiter **ret_waiter, sp_error *err);
+/* The caller no longer waits: cb will not be called. */
+void pool_cancel(pool_waiter *w);
 /* A session is over: kill its sandbox now, reap it off the request path,
- * then free the slot and refill. Takes ownership. */
-void pool_release(pool *p, pool_sandbox *s);
+ * then free the slot and refill. The box's events stop reaching the
+ * session at once. */
+void pool_release(pool *p, pool_sandbox *ps);
 
 void pool_get_stats(pool *p, pool_stats *ret);
 /* Figures in the systemd STATUS line and logs: "pool 8/10 warm, 2 in use, ..." */

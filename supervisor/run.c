@@ -12,14 +12,14 @@
 #include <time.h>
 
 #include "build-config.h"
+#include "cgroup-scope.h"
 #include "config.h"
 #include "idslot.h"
+#include "paths.h"
 #include "run.h"
 #include "sandbox.h"
+#include "seccomp-cache.h"
 
-#define RUN_DIR "/run/sandpool"
-#define STAGE_DIR RUN_DIR "/stage"
-#define IDSLOT_DIR RUN_DIR "/ids"
 #define SETUP_TIMEOUT_MS 10000
 #define EXIT_SETUP_FAILED 125
 
@@ -363,9 +363,9 @@ int sandpoold_run_main(int argc, char **argv) {
         run_opts o = {};
         run_result res = {};
         sp_error err = {};
-        sp_policy *policy = NULL;
         sp_seccomp_program *prog = NULL;
         sp_cgroup_manager *cgm = NULL;
+        cgroup_placement place = {};
         int r, ret;
 
         if (sp_config_load(&cs, config_path_from_args(argc, argv), NULL, &err) < 0) {
@@ -403,7 +403,8 @@ int sandpoold_run_main(int argc, char **argv) {
                 ret = setup_fail("prepare", &err);
                 goto out;
         }
-        if (sp_policy_load_file(o.policy, &policy, &err) < 0 || sp_seccomp_compile(policy, &prog, &err) < 0) {
+        /* Compiled once per policy, not once per run (seccomp-cache.h). */
+        if (sp_seccomp_load_cached(o.policy, SECCOMP_CACHE_DIR, &prog, NULL, &err) < 0) {
                 ret = setup_fail("seccomp policy", &err);
                 goto out;
         }
@@ -414,6 +415,15 @@ int sandpoold_run_main(int argc, char **argv) {
                 .parent = cs.cfg.cgroup_parent && cs.cfg.cgroup_parent[0] ? cs.cfg.cgroup_parent : NULL,
                 .subdir = "sandpool-run",
         };
+        /* A v2 cgroup we share with our shell is not ours to subdivide. */
+        cgroup_placement_options po = {.mode = co.mode, .parent = co.parent, .name_prefix = "sandpool-run",
+                                       .description = "sandpoold run: one command in a sandbox"};
+        if (cgroup_placement_prepare(&po, &place, &err) < 0) {
+                ret = setup_fail("cgroups (limits cannot be enforced)", &err);
+                goto out;
+        }
+        co.parent = place.parent ?: co.parent;
+        co.move_self_to_leaf = place.move_self_to_leaf;
         if (sp_cgroup_manager_new(&co, &cgm, &err) < 0) {
                 ret = setup_fail("cgroups (limits cannot be enforced)", &err);
                 goto out;
@@ -433,8 +443,8 @@ int sandpoold_run_main(int argc, char **argv) {
         }
 out:
         sp_cgroup_manager_free(cgm);
+        cgroup_placement_done(&place);
         sp_seccomp_program_free(prog);
-        sp_policy_free(policy);
         sp_config_set_done(&cs);
         return ret;
 }

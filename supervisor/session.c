@@ -5,7 +5,9 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "notify.h"
 #include "session.h"
+#include "util.h"
 
 void session_params_default(server *srv, session_params *p) {
         const sp_config *cfg = &srv->config.cfg;
@@ -87,122 +89,130 @@ int session_params_from_json(server *srv, json_t *body, session_params *p, const
         return 0;
 }
 
-/* --- sandboxes --------------------------------------------------------- */
+/* --- the sandbox's events -------------------------------------------- */
 
-/* Get a sandbox for a new session: a warm one from the pool when there is
- * one with these limits (ready at once), else one of its own, started now
- * (ready when its READY event comes), if a slot is free. */
-static int session_take_sandbox(server *srv, const sp_limits *limits, session *s, bool *ret_ready, sp_error *err) {
-        int r;
-
-        r = pool_take(srv->pool, limits, &s->ps, err);
-        if (r == 0) {
-                *ret_ready = true;
-                s->sb = s->ps.sb;
-                return 0;
-        }
-        if (r != -EAGAIN && r != -EINVAL)
-                log_session(LOG_WARNING, s->id, "no warm sandbox (%s): starting one", err->message);
-        *err = (sp_error) {};
-        if (!pool_reserve(srv->pool))
-                return sp_error_set(err, -EBUSY, "all %u sandboxes are in use", srv->config.cfg.max_pool_size);
-        usec_t t0 = now_mono();
-        r = pool_start_sandbox(srv->pool, limits, &s->ps, err);
-        /* The parent's half of the setup runs on the loop: watch its cost. */
-        log_full(LOG_DEBUG, s->id, "starting a sandbox took %.2f ms", (now_mono() - t0) / 1000.0);
-        if (r < 0) {
-                pool_unreserve(srv->pool);
-                srv->metrics.sandbox_failures++;
-                return r;
-        }
-        srv->metrics.sandboxes_started++;
-        s->sb = s->ps.sb;
-        *ret_ready = false;
-        return 0;
-}
-
-/* --- events ------------------------------------------------------------ */
-
-static void session_mark_ready(session *s, bool was_starting, bool from_pool) {
+static void session_mark_ready(session *s, bool from_pool) {
         s->state = SESSION_READY;
-        if (was_starting)
-                s->srv->n_starting--;
+        s->srv->n_starting--;
         if (!s->oneshot)
                 s->srv->n_sessions++;
         s->last_activity_mono = now_mono();
         session_rearm_timer(s);
-        log_session(LOG_INFO, s->id, "ready (sandbox %s%s, uid %u, %.1f ms)", s->ps.name,
+        log_session(LOG_INFO, s->id, "ready (sandbox %s%s, uid %u, %.1f ms)", s->sandbox_name,
                     from_pool ? " from the pool" : "", (unsigned) s->owner,
                     (now_mono() - s->created_mono) / 1000.0);
         notify_status(s->srv);
 }
 
-static void session_set_ready(session *s, int error, const char *msg) {
+static void box_session_command(box *b, const sp_event *ev, void *userdata) {
+        session *s = userdata;
+
+        for (unsigned i = 0; i < s->n_jobs; i++)
+                if (job_id(s->jobs[i]) == ev->id) {
+                        job_handle_event(s->jobs[i], ev);
+                        return;
+                }
+}
+
+/* A command of the session is over: count it, forget it. */
+static void session_job_finished(job *j, const job_result *res, void *userdata) {
+        session *s = userdata;
+
+        if (res->timed_out)
+                s->srv->metrics.execs_timed_out++;
+        if (res->truncated)
+                s->srv->metrics.execs_truncated++;
+        for (unsigned i = 0; i < s->n_jobs; i++)
+                if (s->jobs[i] == j) {
+                        s->jobs[i] = s->jobs[--s->n_jobs];
+                        break;
+                }
+        job_free(j);
+        if (s->state == SESSION_ENDING)
+                return;
+        session_touch(s);
+        session_rearm_timer(s);
+        if (s->oneshot && s->n_jobs == 0)
+                session_end_later(s, "run finished");
+}
+
+int session_exec(session *s, const job_spec *spec, job **ret, sp_error *err) {
+        job *j;
+        int r;
+
+        if (s->state != SESSION_READY || !s->sb)
+                return sp_error_set(err, -EPIPE, "the session's sandbox is not running");
+        if (s->n_jobs == s->cap_jobs) {
+                unsigned cap = s->cap_jobs ? s->cap_jobs * 2 : 4;
+                job **n = realloc(s->jobs, cap * sizeof(*n));
+                if (!n)
+                        return sp_error_set(err, -ENOMEM, "out of memory");
+                s->jobs = n;
+                s->cap_jobs = cap;
+        }
+        r = job_start(s->srv->event, s->sb, s->oneshot ? NULL : s->id, spec, session_job_finished, s, &j, err);
+        if (r < 0)
+                return r;
+        s->jobs[s->n_jobs++] = j;
+        s->srv->metrics.execs_started++;
+        session_rearm_timer(s);
+        *ret = j;
+        return 0;
+}
+
+static void box_session_died(box *b, const char *cause, void *userdata) {
+        session *s = userdata;
+
+        log_session(LOG_WARNING, s->id, "sandbox %s died: %s", s->sandbox_name, cause);
+        s->died = true;
+        snprintf(s->died_cause, sizeof(s->died_cause), "%s", cause);
+        /* Directly, not later: nothing of this session can make progress,
+         * and every request waiting on it gets its answer now. */
+        session_destroy(s, "sandbox_died");
+}
+
+static void box_session_ready(box *b, int error, const char *message, void *userdata) {
+        /* a session only ever holds a ready box */
+}
+
+static const box_holder_ops session_holder = {
+        .ready = box_session_ready,
+        .command = box_session_command,
+        .died = box_session_died,
+};
+
+static void session_take(session *s, pool_sandbox *ps) {
+        box *b = pool_sandbox_box(ps);
+
+        s->ps = ps;
+        s->sb = box_sandbox(b);
+        snprintf(s->sandbox_name, sizeof(s->sandbox_name), "%s", box_name(b));
+        box_set_holder(b, &session_holder, s);
+}
+
+/* The pool's answer to a session that waited for a sandbox. */
+static void session_acquired(pool_sandbox *ps, int error, const char *message, void *userdata) {
+        session *s = userdata;
         session_ready_fn cb = s->ready_cb;
         void *ud = s->ready_userdata;
 
+        s->waiter = NULL;
         s->ready_cb = NULL;
-        if (error == 0)
-                session_mark_ready(s, true, false);
+        if (error < 0) {
+                s->srv->metrics.sandbox_failures++;
+                log_session(LOG_ERR, s->id, "no sandbox: %s", message ? message : strerror(-error));
+        } else {
+                s->srv->metrics.sandboxes_started++;
+                session_take(s, ps);
+                session_mark_ready(s, false);
+        }
         if (cb)
-                cb(s, error, msg, ud);
-        else
+                cb(s, error, message, ud);
+        else if (error >= 0)
                 /* nobody waits for it (the client went away): nobody can use it */
                 session_end_later(s, "start abandoned");
-}
-
-static int on_sandbox_control(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        session *s = userdata;
-        sp_event ev;
-        int r;
-
-        /* Drain every event; stop as soon as the session starts ending. */
-        while (s->state != SESSION_ENDING && !s->end_src) {
-                r = sp_sandbox_next_event(s->sb, &ev);
-                if (r == -EAGAIN)
-                        break;
-                if (r < 0) {
-                        if (s->state == SESSION_STARTING)
-                                session_set_ready(s, r, "the sandbox's PID 1 went away during setup");
-                        session_end_later(s, "sandbox control socket closed");
-                        break;
-                }
-                switch (ev.type) {
-                case SP_EVENT_READY:
-                        if (s->state == SESSION_STARTING)
-                                session_set_ready(s, 0, NULL);
-                        break;
-                case SP_EVENT_FAILED:
-                        s->srv->metrics.sandbox_failures++;
-                        log_session(LOG_ERR, s->id, "sandbox %s failed to start: %s", s->ps.name, ev.error.message);
-                        if (s->state == SESSION_STARTING)
-                                session_set_ready(s, ev.error.code < 0 ? ev.error.code : -EIO, ev.error.message);
-                        session_end_later(s, "sandbox setup failed");
-                        break;
-                case SP_EVENT_STARTED:
-                case SP_EVENT_EXITED:
-                        exec_handle_event(s, &ev);
-                        break;
-                default:
-                        break;
-                }
-        }
-        return 0;
-}
-
-static int on_sandbox_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        session *s = userdata;
-
-        /* Let any events PID 1 sent before dying be read first. */
-        on_sandbox_control(NULL, -1, 0, s);
-        s->pidfd_src = sd_event_source_disable_unref(s->pidfd_src);
-        if (s->state == SESSION_ENDING || s->end_src)
-                return 0;
-        log_session(LOG_WARNING, s->id, "sandbox %s: PID 1 died", s->ps.name);
-        if (s->state == SESSION_STARTING)
-                session_set_ready(s, -ECHILD, "the sandbox's PID 1 died during setup");
-        session_end_later(s, "sandbox died");
-        return 0;
+        if (error < 0)
+                session_end_later(s, "sandbox setup failed");
 }
 
 static int on_session_timer(sd_event_source *src, uint64_t usec, void *userdata) {
@@ -246,8 +256,8 @@ void session_touch(session *s) {
 int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot, session_ready_fn cb,
                 void *userdata, session **ret, sp_error *err) {
         const sp_config *cfg = &srv->config.cfg;
+        pool_sandbox *ps = NULL;
         session *s;
-        bool ready = false;
         int r;
 
         if (!srv->pool)
@@ -267,7 +277,6 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         if (!s)
                 return sp_error_set(err, -ENOMEM, "out of memory");
         s->srv = srv;
-        s->ps.slot.lock_fd = -EBADF;
         s->owner = owner;
         s->oneshot = oneshot;
         s->state = SESSION_STARTING;
@@ -278,18 +287,20 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         s->limits = p->limits;
         s->env = p->env && json_is_object(p->env) ? json_deep_copy(p->env) : json_object();
         s->labels = p->labels && json_is_object(p->labels) ? json_deep_copy(p->labels) : json_object();
-        s->ready_cb = cb;
-        s->ready_userdata = userdata;
         r = random_id_hex(s->id, 16);
-        if (r < 0 || !s->env || !s->labels) {
-                json_decref(s->env);
-                json_decref(s->labels);
-                free(s);
-                return sp_error_set(err, r < 0 ? r : -ENOMEM, "cannot create a session id");
-        }
-
-        r = session_take_sandbox(srv, &s->limits, s, &ready, err);
+        if (r >= 0 && (!s->env || !s->labels))
+                r = -ENOMEM;
+        if (r >= 0)
+                r = sd_event_add_time(srv->event, &s->timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC,
+                                      on_session_timer, s);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->timer, PRIO_ENDS);
+        if (r >= 0)
+                r = pool_acquire(srv->pool, &s->limits, session_acquired, s, &ps, &s->waiter, err);
+        else
+                sp_error_set(err, r, "cannot create a session: %s", strerror(-r));
         if (r < 0) {
+                s->timer = sd_event_source_disable_unref(s->timer);
                 json_decref(s->env);
                 json_decref(s->labels);
                 free(s);
@@ -300,28 +311,16 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         if (srv->sessions)
                 srv->sessions->prev = s;
         srv->sessions = s;
-
-        r = sd_event_add_io(srv->event, &s->ctrl_src, sp_sandbox_control_fd(s->sb), EPOLLIN, on_sandbox_control, s);
-        if (r >= 0)
-                r = sd_event_add_io(srv->event, &s->pidfd_src, sp_sandbox_pidfd(s->sb), EPOLLIN, on_sandbox_pidfd, s);
-        if (r >= 0)
-                /* a command's exit is a response waiting to go out */
-                r = sd_event_source_set_priority(s->ctrl_src, SD_EVENT_PRIORITY_IMPORTANT);
-        if (r >= 0)
-                r = sd_event_add_time(srv->event, &s->timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC, on_session_timer, s);
-        if (r < 0) {
-                s->ready_cb = NULL;
-                session_destroy(s, "setup failed");
-                return sp_error_set(err, r, "cannot watch the sandbox: %s", strerror(-r));
-        }
         *ret = s;
-        if (ready) {
-                s->ready_cb = NULL;
-                session_mark_ready(s, true, true);
+        if (ps) {
+                session_take(s, ps);
+                session_mark_ready(s, true);
                 return 1;
         }
-        log_session(LOG_INFO, s->id, "%s for uid %u: starting sandbox %s", oneshot ? "run" : "session",
-                    (unsigned) owner, s->ps.name);
+        s->ready_cb = cb;
+        s->ready_userdata = userdata;
+        log_session(LOG_INFO, s->id, "%s for uid %u: waiting for the pool's next sandbox", oneshot ? "run" : "session",
+                    (unsigned) owner);
         return 0;
 }
 
@@ -332,6 +331,37 @@ session *session_lookup(server *srv, const char *id, uid_t uid, bool admin) {
                 if (!streq(s->id, id))
                         continue;
                 return admin || s->owner == uid ? s : NULL;
+        }
+        return NULL;
+}
+
+/* A short memory of how sessions ended, so that the next call on one says
+ * why it is gone instead of only "no such session". */
+#define END_NOTES 256
+typedef struct end_note {
+        char id[33];
+        uid_t owner;
+        char text[200];
+} end_note;
+static end_note end_notes[END_NOTES];
+static unsigned end_notes_next;
+
+static void remember_end(session *s) {
+        end_note *n = &end_notes[end_notes_next++ % END_NOTES];
+
+        memcpy(n->id, s->id, sizeof(n->id));
+        n->owner = s->owner;
+        if (s->died)
+                snprintf(n->text, sizeof(n->text), "sandbox_died: %s", s->died_cause);
+        else
+                snprintf(n->text, sizeof(n->text), "%s", s->end_reason);
+}
+
+const char *session_end_note(server *srv, const char *id, uid_t uid, bool admin) {
+        for (unsigned i = 0; i < END_NOTES; i++) {
+                end_note *n = &end_notes[i];
+                if (n->id[0] && streq(n->id, id) && (admin || n->owner == uid))
+                        return n->text;
         }
         return NULL;
 }
@@ -355,36 +385,34 @@ void session_destroy(session *s, const char *reason) {
         if (s->next)
                 s->next->prev = s->prev;
 
-        s->ctrl_src = sd_event_source_disable_unref(s->ctrl_src);
-        s->pidfd_src = sd_event_source_disable_unref(s->pidfd_src);
         s->timer = sd_event_source_disable_unref(s->timer);
         s->end_src = sd_event_source_disable_unref(s->end_src);
+        pool_cancel(TAKE_PTR(s->waiter));
 
         /* Kill first, so that every command's EOF and exit are final. */
-        (void) sp_sandbox_kill(s->sb);
-        exec_abort_all(s, reason);
+        if (s->sb)
+                (void) sp_sandbox_kill(s->sb);
+        while (s->n_jobs > 0)
+                job_abort(s->jobs[0], reason, s->died ? s->died_cause : NULL);
         if (s->ready_cb) {
                 session_ready_fn cb = s->ready_cb;
                 s->ready_cb = NULL;
                 cb(s, -ECANCELED, reason, s->ready_userdata);
         }
-        char name[sizeof(s->ps.name)];
-        memcpy(name, s->ps.name, sizeof(name));
         /* The pool reaps it off the request's path and frees the slot. */
-        if (srv->pool)
-                pool_release(srv->pool, &s->ps);
-        else {
-                int r = sp_sandbox_destroy(s->sb);
-                if (r < 0)
-                        log_session(LOG_WARNING, s->id, "destroying sandbox %s: %s", s->ps.name, strerror(-r));
-                sp_idslot_release(&s->ps.slot);
-        }
+        if (s->ps && srv->pool)
+                pool_release(srv->pool, s->ps);
+        s->ps = NULL;
         s->sb = NULL;
         srv->metrics.sessions_ended++;
-        log_session(LOG_INFO, s->id, "ended (%s), sandbox %s killed in %.2f ms", reason, name,
+        if (!s->oneshot)
+                remember_end(s);
+        log_session(LOG_INFO, s->id, "ended (%s%s%s), sandbox %s killed in %.2f ms", reason, s->died ? ": " : "",
+                    s->died ? s->died_cause : "", s->sandbox_name[0] ? s->sandbox_name : "(none)",
                     (now_mono() - t0) / 1000.0);
         json_decref(s->env);
         json_decref(s->labels);
+        free(s->jobs);
         free(s);
         notify_status(srv);
 }
@@ -402,12 +430,15 @@ void session_end_later(session *s, const char *reason) {
         s->end_reason = reason;
         if (sd_event_add_defer(s->srv->event, &s->end_src, on_session_end, s) < 0)
                 session_destroy(s, reason); /* no memory for the defer: now, then */
+        else
+                (void) sd_event_source_set_priority(s->end_src, PRIO_ENDS);
 }
 
 void session_destroy_all(server *srv, const char *reason) {
         /* Kill them all first, so that they die in parallel, then reap. */
         for (session *s = srv->sessions; s; s = s->next)
-                (void) sp_sandbox_kill(s->sb);
+                if (s->sb)
+                        (void) sp_sandbox_kill(s->sb);
         while (srv->sessions)
                 session_destroy(srv->sessions, reason);
 }
@@ -430,10 +461,10 @@ json_t *session_to_json(session *s, bool with_usage) {
                       "memory_mb", (json_int_t) (s->limits.memory_bytes >> 20),
                       "cpu_pct", (int) s->limits.cpu_pct,
                       "pids", (int) s->limits.pids,
-                      "disk_mb", (json_int_t) (s->limits.disk_bytes >> 20),
+                      "disk_mb", (json_int_t) (sp_limits_disk_size(&s->limits) >> 20),
                       "labels", s->labels,
                       "running_commands", (int) s->n_jobs,
-                      "sandbox", s->ps.name);
+                      "sandbox", s->sandbox_name);
         if (j && with_usage && s->sb) {
                 sp_sandbox_stats st = {};
                 if (sp_sandbox_stats_read(s->sb, &st) >= 0)

@@ -5,12 +5,10 @@
  * idle timeout enforced by one timer, and the commands running in it. */
 
 #include "idslot.h"
+#include "job.h"
 #include "pool.h"
 #include "server.h"
 
-/* Claimed with flock() here, shared with `sandpoold run` and any other
- * daemon on the host: two live sandboxes never share a host id range. */
-#define IDSLOT_DIR "/run/sandpool/ids"
 
 typedef enum session_state {
         SESSION_STARTING, /* the sandbox's PID 1 is still setting up */
@@ -30,9 +28,11 @@ struct session {
         bool oneshot;         /* POST /v1/run: not listed, ends with its command */
         session_state state;
 
-        pool_sandbox ps;      /* the sandbox, its id range and name, from the pool */
-        sp_sandbox *sb;       /* == ps.sb */
-        sd_event_source *ctrl_src, *pidfd_src, *timer, *end_src;
+        pool_sandbox *ps;     /* the sandbox, borrowed from the pool while ready */
+        pool_waiter *waiter;  /* STARTING: waiting for the pool's next one */
+        sp_sandbox *sb;       /* the runtime's sandbox of ps, NULL until ready */
+        char sandbox_name[32];
+        sd_event_source *timer, *end_src;
 
         usec_t created_real, created_mono, last_activity_mono;
         uint64_t timeout_ms, idle_timeout_ms;
@@ -40,9 +40,11 @@ struct session {
         json_t *env;          /* object: default environment for its commands */
         json_t *labels;       /* object of strings */
         const char *end_reason;
+        bool died;            /* its PID 1 died under it: end_reason says how */
+        char died_cause[160];
 
-        exec_job *jobs;
-        unsigned n_jobs;
+        job **jobs;           /* its commands, running; owned */
+        unsigned n_jobs, cap_jobs;
 
         session_ready_fn ready_cb;
         void *ready_userdata;
@@ -61,53 +63,31 @@ void session_params_default(server *srv, session_params *p);
 int session_params_from_json(server *srv, json_t *body, session_params *p, const char **ret_err);
 
 /* Take a sandbox: a warm one from the pool (returns 1: ready now, cb is
- * not called), or one started for this session (returns 0: cb is called
- * when it is ready or failed). -EBUSY when every slot is in use (the caller
- * may wait for capacity), -EDQUOT when the uid has its maximum of
- * sessions. */
+ * not called), or the pool's next one (returns 0: cb is called when it is
+ * ready or failed). -EBUSY when every slot is in use (the caller may wait
+ * for capacity), -EDQUOT when the uid has its maximum of sessions. */
 int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
                 session_ready_fn cb, void *userdata, session **ret, sp_error *err);
 /* The session with that id, if uid may see it (owner or admin); else NULL,
  * the same for "not yours" as for "does not exist". */
 session *session_lookup(server *srv, const char *id, uid_t uid, bool admin);
 void session_touch(session *s);
-/* Tear it down now: kill everything, answer every waiting request, destroy
- * the sandbox (blocks ~1 ms while the kernel reaps PID 1), free. */
+/* Tear it down now: kill everything, answer every waiting request, give
+ * the sandbox back to the pool (which reaps it off the loop), free. */
 void session_destroy(session *s, const char *reason);
 /* The same, from the next loop iteration: safe inside the session's own
  * event callbacks. */
 void session_end_later(session *s, const char *reason);
 void session_destroy_all(server *srv, const char *reason);
+/* Why the session with that id, visible to uid, ended, if it did lately
+ * (a short memory of recent ends); NULL when unknown. */
+const char *session_end_note(server *srv, const char *id, uid_t uid, bool admin);
+/* Start a command in the ready session: the job is the session's until it
+ * ends (its sinks are the caller's to attach). -EPIPE when the sandbox is
+ * gone. */
+int session_exec(session *s, const job_spec *spec, job **ret, sp_error *err);
+
 /* The session's JSON (GET /v1/sessions/{id}, list, create); with_usage
  * reads the cgroup. */
 json_t *session_to_json(session *s, bool with_usage);
 void session_rearm_timer(session *s);
-
-/* exec.c */
-typedef struct exec_params {
-        char **argv;          /* owned, NULL-terminated */
-        char **envp;          /* owned */
-        char *cwd;            /* owned, may be NULL */
-        char *stdin_data;     /* owned, may be NULL */
-        size_t stdin_len;
-        uint64_t timeout_ms;
-        uint64_t max_output;
-        bool stream;
-} exec_params;
-
-void exec_params_done(exec_params *p);
-/* Parse and validate an exec body; on error -EINVAL and *ret_err says why. */
-int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, char **ret_err);
-/* Start the command for the request: the reply (buffered) or the stream
- * end comes when it exits. Returns 0, or -errno with err filled (nothing
- * started). */
-int exec_start(session *s, exec_params *p, request *r, sp_error *err);
-/* The request is gone (client disconnected): kill the command, forget the
- * request; the job frees itself when the command exits. */
-void exec_detach_request(exec_job *j);
-/* The session is ending: finish every job now as killed. */
-void exec_abort_all(session *s, const char *why);
-/* A runtime event for one of the session's jobs. */
-void exec_handle_event(session *s, const sp_event *ev);
-/* The stream reader drained its queue: read the pipes again. */
-void exec_stream_drained(exec_job *j);

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 
 #include "server.h"
+#include "exec-request.h"
 #include "session.h"
+#include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -119,6 +119,18 @@ class Daemon:
     def pid(self):
         return self.proc.pid
 
+    def pool_at_rest(self, timeout=30):
+        """Wait until no sandbox is being made or destroyed: sandboxes are
+        made off the loop and their fds arrive when they are ready, so an fd
+        baseline is only a baseline once the pool is at rest."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            p = self.get("/v1/health").json["pool"]
+            if p["warming"] == 0 and p["destroying"] == 0 and p["available"] >= min(p["target"], p["max_capacity"] - p["allocated"]):
+                return p
+            time.sleep(0.02)
+        raise AssertionError("the pool did not come to rest: %s" % p)
+
     def fd_count(self):
         return len(os.listdir("/proc/%d/fd" % self.pid))
 

@@ -117,6 +117,23 @@ def children(pid):
         return []
 
 
+def comm(pid):
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def sandbox_pid1s(daemon_pid):
+    """The daemon's children that are sandboxes' PID 1 (the others are its
+    sandbox factory's workers)."""
+    return [p for p in children(daemon_pid) if comm(p) == "sandpool-init"]
+
+
+def factory_workers(daemon_pid):
+    return [p for p in children(daemon_pid) if comm(p) == "sandpool-fact"]
+
+
 def is_root():
     return os.geteuid() == 0
 

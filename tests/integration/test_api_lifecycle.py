@@ -239,6 +239,7 @@ def test_bad_input_costs_nothing(make_daemon):
     for m, p, b in bad:  # warm up: first-use allocations are not leaks
         d.request(m, p, b)
     health_ms(d, 20)
+    d.pool_at_rest()
     fds, rss, ms = d.fd_count(), d.rss_kib(), health_ms(d)
     for _ in range(100):
         for m, p, b in bad:
@@ -259,6 +260,7 @@ def test_1000_idle_connections(make_daemon):
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
     health_ms(d, 5)
     base_ms = health_ms(d)
+    d.pool_at_rest()
     time.sleep(0.2)  # let the daemon close the last health check's connection
     base_fds, base_rss = d.fd_count(), d.rss_kib()
     socks = [raw_connect(d) for _ in range(1000)]
@@ -284,6 +286,7 @@ def test_clients_vanishing_mid_request(make_daemon):
     d = make_daemon()
     sid = d.session()
     health_ms(d, 5)
+    d.pool_at_rest()
     base_fds = d.fd_count()
     partials = [
         b"",

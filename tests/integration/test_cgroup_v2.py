@@ -309,3 +309,77 @@ def test_delegated_layout_daemon_in_leaf(env, tmp_path):
             if leftover.exists():
                 leftover.rmdir()
         shutil.rmtree(state, ignore_errors=True)
+
+
+# ---- placement without systemd (supervisor/cgroup-scope.c) ----------------------
+
+def _sleeper_in(cg):
+    """A process parked in cgroup cg, like a login shell in its session."""
+    p = subprocess.Popen(["/bin/sh", "-c", 'echo $$ > "$1/cgroup.procs" && exec sleep 600', "sh", str(cg)])
+    deadline = time.monotonic() + 30
+    while str(p.pid) not in (cg / "cgroup.procs").read_text().split():
+        assert time.monotonic() < deadline, f"the sleeper did not reach {cg}"
+        time.sleep(0.05)
+    return p
+
+
+def _run_from(cg, env, *argv):
+    """`sandpoold run` started from cgroup cg (the shell moves itself there
+    and execs it, so the pid is sandpoold's)."""
+    return subprocess.Popen(["/bin/sh", "-c", 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', "sh", str(cg),
+                             str(SANDPOOLD), "run", "--", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_run_from_a_shared_cgroup_makes_one_of_its_own(env):
+    """No systemd, and the caller's cgroup holds another process (a shell's
+    session): v2 forbids controllers below it, so the run makes a cgroup of
+    its own beside it, runs the sandbox below that with the limits, and
+    removes it after (the fixture checks the tree)."""
+    login = CGROUP_ROOT / f"sp-login-{os.getpid()}"
+    login.mkdir()
+    sleeper = _sleeper_in(login)
+    try:
+        p = _run_from(login, env, "/bin/sh", "-c", "sleep 2; echo ran")
+        own = CGROUP_ROOT / f"sandpool-run-{p.pid}"
+        box = own / RUN_SUBDIR / f"run-{p.pid}"
+        deadline = time.monotonic() + SLOW
+        while not (box / "memory.max").exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        limits = ((box / "memory.max").read_text().strip(), (box / "cpu.max").read_text().split())
+        out, err = p.communicate(timeout=SLOW)
+        assert p.returncode == 0, err
+        assert out == "ran\n"
+        assert limits == (str(256 * 2**20), ["25000", "100000"]), limits
+        assert not own.exists(), f"{own} left after the run"
+        # Back where it came from at the end; the sleeper never moved.
+        assert (login / "cgroup.procs").read_text().split() == [str(sleeper.pid)]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        login.rmdir()
+
+
+def test_run_says_what_it_needs_when_it_has_neither(env):
+    """No systemd, a shared cgroup, and its parent holds processes too, so no
+    cgroup of our own can get controllers: exit 125, naming what would do."""
+    busy = CGROUP_ROOT / f"sp-busy-{os.getpid()}"
+    busy.mkdir()
+    session = busy / "session"
+    session.mkdir()
+    sleepers = [_sleeper_in(busy), _sleeper_in(session)]
+    try:
+        p = _run_from(session, env, "/bin/true")
+        out, err = p.communicate(timeout=SLOW)
+        assert p.returncode == 125, err
+        assert f"/{busy.name}/session is shared and no systemd can delegate a scope" in err, err
+        assert f"+memory +cpu +pids in /{busy.name}: Device or resource busy" in err, err
+        assert "Needed: systemd as PID 1" in err, err
+        assert "cgroup_parent" in err, err
+        assert not (busy / f"sandpool-run-{p.pid}").exists()
+    finally:
+        for s in sleepers:
+            s.kill()
+            s.wait()
+        session.rmdir()
+        busy.rmdir()

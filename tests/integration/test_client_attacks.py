@@ -114,6 +114,7 @@ def test_malformed_http_gets_an_error_or_a_close(daemon, data):
     b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"env\"",
 ])
 def test_truncated_requests_are_dropped(daemon, data):
+    daemon.pool_at_rest()
     before = daemon.fd_count()
     sessions = {x["id"] for x in daemon.get("/v1/sessions").json["sessions"]}
     for _ in range(5):

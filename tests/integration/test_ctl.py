@@ -161,10 +161,6 @@ def test_other_users_session_is_invisible(daemon, sid):
 
 def test_config(daemon):
     r = ctl(daemon.socket, "--json", "config")
-    if r.returncode == EXIT_UNSUPPORTED:
-        # the daemon has no GET /v1/config yet: the message must say what to do
-        assert "does not offer this" in r.stderr and "--print-config" in r.stderr
-        return
     assert r.returncode == 0, r.stderr
     cfg = json.loads(r.stdout)
     keys = {(k["section"], k["key"]): k for k in cfg["keys"]}

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from sandpool_testlib import children
+from sandpool_testlib import children, factory_workers, sandbox_pid1s
 
 
 def pool(d):
@@ -85,15 +85,48 @@ def test_warm_sandbox_killed_from_outside_is_replaced(make_daemon):
     d = make_daemon(conf=SMALL)
     wait_for(lambda: pool(d)["available"] == 4, what="4 warm")
     died_before = metric(d, "sandpool_pool_died_warm_total") or 0
-    victims = children(d.pid)
+    victims = sandbox_pid1s(d.pid)
     assert victims, "no sandbox PID 1 below the daemon"
     os.kill(victims[0], signal.SIGKILL)
     wait_for(lambda: (metric(d, "sandpool_pool_died_warm_total") or 0) > died_before, what="the death noticed")
-    wait_for(lambda: pool(d)["available"] == 4 and victims[0] not in children(d.pid), what="a replacement")
+    wait_for(lambda: pool(d)["available"] == 4 and victims[0] not in sandbox_pid1s(d.pid), what="a replacement")
     # the survivors still work
     s = d.session()
     assert d.exec(s, {"argv": ["true"]}).json["exit_code"] == 0
     d.delete("/v1/sessions/" + s)
+
+
+def test_a_dead_factory_worker_is_replaced_and_sessions_live_on(make_daemon):
+    """The blocking half of sandbox starts runs in worker processes: killing
+    one fails only what it was making; the daemon says so, starts another,
+    and every existing session keeps working."""
+    d = make_daemon(conf=SMALL)
+    wait_for(lambda: pool(d)["available"] == 4, what="4 warm")
+    workers = factory_workers(d.pid)
+    assert len(workers) >= 1, children(d.pid)
+    # with nothing in the making, the workers hold only their socket, the
+    # cgroup directories and stdio: no client connection, no listening
+    # socket, nothing of another sandbox's
+    for w in workers:
+        fds = os.listdir("/proc/%d/fd" % w)
+        socks = [f for f in fds if os.readlink("/proc/%d/fd/%s" % (w, f)).startswith("socket:")]
+        assert len(socks) == 1, (w, [os.readlink("/proc/%d/fd/%s" % (w, f)) for f in fds])
+    s = d.session()
+    os.kill(workers[0], signal.SIGKILL)
+    try:
+        wait_for(lambda: workers[0] not in factory_workers(d.pid) and len(factory_workers(d.pid)) == len(workers),
+                 what="a new worker")
+    except AssertionError:
+        raise AssertionError("children %s\n%s" % ([(p, open("/proc/%d/stat" % p).read().split()[1:3])
+                                                    for p in children(d.pid)], d.read_log()))
+    assert "factory worker 0" in d.read_log() or "factory worker 1" in d.read_log(), d.read_log()
+    assert d.exec(s, {"argv": ["echo", "still here"]}).json["stdout"] == "still here\n"
+    # and new sandboxes are made again
+    sessions = [d.session() for _ in range(5)]
+    for x in sessions:
+        assert d.exec(x, {"argv": ["true"]}).json["exit_code"] == 0
+        assert d.delete("/v1/sessions/" + x).status == 204
+    assert d.delete("/v1/sessions/" + s).status == 204
 
 
 def test_eighty_concurrent_sessions_all_succeed(make_daemon):

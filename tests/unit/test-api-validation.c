@@ -9,7 +9,9 @@
 
 #include <cmocka.h>
 
+#include "exec-request.h"
 #include "session.h"
+#include "util.h"
 
 static server srv;
 

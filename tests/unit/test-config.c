@@ -264,9 +264,14 @@ static const struct {
         { "[server]\nid_base = 4290000000\n", -ERANGE,
           "@:2: [server] id_base: id_base 4290000000 + 131072 ids for each of max_pool_size 80 sandboxes passes 4294967295" },
         { "[images]\nrootfs = /a\x1b[31m\n", -EINVAL, "@:2: [images] rootfs: control character in value: '/a\\x1b[31m'" },
-        { "[pool]\nmin_pool_size = 12\n", -EINVAL, "@:2: [pool] min_pool_size: 12 is more than pool_size 10 (default)" },
-        { "[pool]\npool_size = 2\n", -EINVAL, "@:2: [pool] pool_size: 2 is less than min_pool_size 3 (default)" },
-        { "[pool]\npool_size = 81\n", -EINVAL, "@:2: [pool] pool_size: 81 is more than max_pool_size 80 (default)" },
+        /* two explicit values that contradict each other (one alone is
+         * followed by the default: test_defaults_follow) */
+        { "[pool]\npool_size = 10\nmin_pool_size = 12\n", -EINVAL,
+          "@:3: [pool] min_pool_size: 12 is more than pool_size 10 (@:2)" },
+        { "[pool]\nmin_pool_size = 3\npool_size = 2\n", -EINVAL,
+          "@:3: [pool] pool_size: 2 is less than min_pool_size 3 (@:2)" },
+        { "[pool]\nmax_pool_size = 80\npool_size = 81\n", -EINVAL,
+          "@:3: [pool] pool_size: 81 is more than max_pool_size 80 (@:2)" },
         { "[pool]\nmin_pool_size = 50\npool_size = 60\nmax_pool_size = 40\n", -EINVAL,
           "@:4: [pool] max_pool_size: 40 is less than min_pool_size 50 (@:2)" },
         { "[pool]\nmax_pool_size = 0\n", -EINVAL, "@:2: [pool] max_pool_size: must be at least 1" },
@@ -433,8 +438,7 @@ static void test_env_errors(void **state) {
                 { "SANDPOOL_POOL_SIZE=", -EINVAL, "SANDPOOL_POOL_SIZE: [pool] pool_size: not a number: ''" },
                 { "SANDPOOL_MAX_UPLOAD=1000000000G", -ERANGE,
                   "SANDPOOL_MAX_UPLOAD: [limits] max_upload: out of range: '1000000000G'" },
-                { "SANDPOOL_MIN_POOL_SIZE=11", -EINVAL,
-                  "SANDPOOL_MIN_POOL_SIZE: [pool] min_pool_size: 11 is more than pool_size 10 (default)" },
+                { "SANDPOOL_MAX_POOL_SIZE=0", -EINVAL, "SANDPOOL_MAX_POOL_SIZE: [pool] max_pool_size: must be at least 1" },
                 { "SANDPOOL_SOCKET=/tmp/a # b", -EINVAL,
                   "SANDPOOL_SOCKET: [server] socket: '#' after a blank starts a comment: '/tmp/a # b'" },
                 { "SANDPOOL_ROOTFS=/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -466,6 +470,81 @@ static void test_combination_blame(void **state) {
         replace_at("SANDPOOL_MAX_POOL_SIZE: [pool] max_pool_size: 4 is less than pool_size 5 (@:2)", path, expect,
                    sizeof(expect));
         assert_string_equal(err.message, expect);
+}
+
+/* A default the user did not set follows the value they did set, with a
+ * notice; the origin stays "default" and says what it followed. */
+static void test_defaults_follow(void **state) {
+        static const struct {
+                const char *file;
+                char *var;
+                uint32_t min, pool, max;
+                const char *notices;
+        } cases[] = {
+                { "", "SANDPOOL_POOL_SIZE=2", 2, 2, 80,
+                  "min_pool_size: default 3 lowered to 2 to follow pool_size 2 (SANDPOOL_POOL_SIZE)\n" },
+                { "[pool]\npool_size = 0\n", NULL, 0, 0, 80,
+                  "min_pool_size: default 3 lowered to 0 to follow pool_size 0 (@:2)\n" },
+                { "", "SANDPOOL_MIN_POOL_SIZE=12", 12, 12, 80,
+                  "pool_size: default 10 raised to 12 to follow min_pool_size 12 (SANDPOOL_MIN_POOL_SIZE)\n" },
+                { "", "SANDPOOL_MAX_POOL_SIZE=2", 2, 2, 2,
+                  "pool_size: default 10 lowered to 2 to follow max_pool_size 2 (SANDPOOL_MAX_POOL_SIZE)\n"
+                  "min_pool_size: default 3 lowered to 2 to follow max_pool_size 2 (SANDPOOL_MAX_POOL_SIZE)\n" },
+                { "", "SANDPOOL_POOL_SIZE=5", 3, 5, 80, NULL }, /* nothing to follow */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(sp_config_set_done) sp_config_set s = {};
+                sp_error err = {};
+                char *env[] = { cases[i].var, NULL };
+                char path[64], expect[512];
+
+                if (load_text(&s, cases[i].file, env, &err, path, sizeof(path)) != 0)
+                        fail_msg("case %zu: %s", i, err.message);
+                assert_int_equal(s.cfg.min_pool_size, cases[i].min);
+                assert_int_equal(s.cfg.pool_size, cases[i].pool);
+                assert_int_equal(s.cfg.max_pool_size, cases[i].max);
+                if (!cases[i].notices) {
+                        assert_null(s.notices);
+                        continue;
+                }
+                replace_at(cases[i].notices, path, expect, sizeof(expect));
+                assert_non_null(s.notices);
+                assert_string_equal(s.notices, expect);
+        }
+
+        /* the followed default says so where --print-config and /v1/config look */
+        _cleanup_(sp_config_set_done) sp_config_set s = {};
+        sp_error err = {};
+        visit_list l = {};
+        char *env[] = { "SANDPOOL_POOL_SIZE=2", NULL };
+        assert_int_equal(load_text(&s, "", env, &err, NULL, 0), 0);
+        sp_config_visit(&s, collect, &l);
+        assert_int_equal(find_row(&l, "min_pool_size")->source, SP_SOURCE_DEFAULT);
+        assert_string_equal(find_row(&l, "min_pool_size")->value, "2");
+        assert_string_equal(find_row(&l, "min_pool_size")->where,
+                            "default 3, set to follow pool_size (SANDPOOL_POOL_SIZE)");
+
+        /* on top of a loaded set (--set): the same rule */
+        assert_int_equal(sp_config_set_value(&s, "pool_size", "1", SP_SOURCE_CMDLINE, "--set", &err), 0);
+        assert_int_equal(s.cfg.min_pool_size, 1);
+        /* two explicit values stay an error */
+        assert_int_equal(sp_config_set_value(&s, "min_pool_size", "2", SP_SOURCE_CMDLINE, "--set", &err), -EINVAL);
+        assert_string_equal(err.message, "--set: [pool] min_pool_size: 2 is more than pool_size 1 (--set)");
+}
+
+/* The build tree's daemon takes the source tree's policy, any other binary
+ * the installed one. */
+static void test_default_policy(void **state) {
+        assert_string_equal(sp_config_default_policy(SANDPOOL_BUILD_DAEMON),
+                            SANDPOOL_SOURCE_POLICYDIR "/default.policy");
+        assert_string_equal(sp_config_default_policy("/usr/sbin/sandpoold"), SANDPOOL_POLICYDIR "/default.policy");
+        assert_string_equal(sp_config_default_policy(SANDPOOL_BUILD_DAEMON "x"), SANDPOOL_POLICYDIR "/default.policy");
+        assert_string_equal(sp_config_default_policy(NULL), SANDPOOL_POLICYDIR "/default.policy");
+        /* this test binary is not the daemon: the installed default */
+        _cleanup_(sp_config_set_done) sp_config_set s = {};
+        sp_error err = {};
+        assert_int_equal(load_text(&s, "", no_env, &err, NULL, 0), 0);
+        assert_string_equal(s.cfg.seccomp_policy, SANDPOOL_POLICYDIR "/default.policy");
 }
 
 /* A value on top of a loaded set, as from the command line. */
@@ -813,6 +892,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_env_errors),
                 cmocka_unit_test(test_combination_blame),
                 cmocka_unit_test(test_set_value),
+                cmocka_unit_test(test_defaults_follow),
+                cmocka_unit_test(test_default_policy),
                 cmocka_unit_test(test_parse_size),
                 cmocka_unit_test(test_parse_duration),
                 cmocka_unit_test(test_parse_bool),

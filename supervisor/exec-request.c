@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/* The body of POST /v1/sessions/{id}/exec and POST /v1/run, validated
+ * against the configuration and turned into what a job needs. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "exec-request.h"
+#include "util.h"
+
+#define TIMEOUT_MAX_MS (24ULL * 3600 * 1000)
+#define ARGV_MAX 4096
+
+void exec_params_done(exec_params *p) {
+        strv_free(p->argv);
+        strv_free(p->envp);
+        free(p->cwd);
+        free(p->stdin_data);
+        *p = (exec_params) {};
+}
+
+static bool str_has_nul(json_t *v) {
+        return strlen(json_string_value(v)) != json_string_length(v);
+}
+
+static char **strv_from_json(json_t *a) {
+        size_t n = json_array_size(a);
+        char **v = calloc(n + 1, sizeof(char *));
+
+        if (!v)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                v[i] = strdup(json_string_value(json_array_get(a, i)));
+                if (!v[i]) {
+                        strv_free(v);
+                        return NULL;
+                }
+        }
+        return v;
+}
+
+static const char *const default_env[][2] = {
+        { "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" },
+        { "HOME", "/home/sandbox" },
+        { "USER", "sandbox" },
+        { "LOGNAME", "sandbox" },
+        { "SHELL", "/bin/sh" },
+        { "LANG", "C.UTF-8" },
+};
+
+/* The environment of a command: defaults, then the session's, then the
+ * request's; later ones win. */
+static char **envp_build(json_t *session_env, json_t *req_env) {
+        json_auto_t *all = json_object();
+        const char *k;
+        json_t *v;
+        char **envp;
+        size_t i = 0;
+
+        if (!all)
+                return NULL;
+        for (size_t d = 0; d < ELEMENTSOF(default_env); d++)
+                json_object_set_new(all, default_env[d][0], json_string(default_env[d][1]));
+        if (session_env)
+                json_object_update(all, session_env);
+        if (req_env)
+                json_object_update(all, req_env);
+        envp = calloc(json_object_size(all) + 1, sizeof(char *));
+        if (!envp)
+                return NULL;
+        json_object_foreach(all, k, v) {
+                if (asprintf(&envp[i], "%s=%s", k, json_string_value(v)) < 0) {
+                        envp[i] = NULL;
+                        strv_free(envp);
+                        return NULL;
+                }
+                i++;
+        }
+        return envp;
+}
+
+static int fail(char **ret_err, const char *fmt, ...) _printf_(2, 3);
+static int fail(char **ret_err, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(ret_err, fmt, ap) < 0)
+                *ret_err = NULL;
+        va_end(ap);
+        return -EINVAL;
+}
+
+int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, char **ret_err) {
+        static const char *const known[] = { "argv", "shell", "cwd", "env", "stdin", "timeout_ms",
+                                             "max_output_bytes", "stream" };
+        const sp_config *cfg = &srv->config.cfg;
+        json_t *argv = json_object_get(body, "argv"), *shell = json_object_get(body, "shell");
+        json_t *cwd = json_object_get(body, "cwd"), *env = json_object_get(body, "env");
+        json_t *in = json_object_get(body, "stdin"), *stream = json_object_get(body, "stream");
+        json_t *to = json_object_get(body, "timeout_ms"), *mo = json_object_get(body, "max_output_bytes");
+        const char *k;
+        json_t *v;
+
+        *p = (exec_params) { .timeout_ms = cfg->command_timeout_ms, .max_output = cfg->max_output };
+        json_object_foreach(body, k, v) {
+                bool ok = false;
+                for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                        ok = ok || streq(known[i], k);
+                if (!ok)
+                        return fail(ret_err, "unknown field '%s'", k);
+        }
+        if (!!argv == !!shell)
+                return fail(ret_err, "exactly one of 'argv' and 'shell' is required");
+        if (argv) {
+                if (!json_is_array(argv) || json_array_size(argv) == 0)
+                        return fail(ret_err, "'argv' must be a non-empty array of strings");
+                if (json_array_size(argv) > ARGV_MAX)
+                        return fail(ret_err, "'argv' has more than %d elements", ARGV_MAX);
+                for (size_t i = 0; i < json_array_size(argv); i++) {
+                        json_t *a = json_array_get(argv, i);
+                        if (!json_is_string(a))
+                                return fail(ret_err, "argv[%zu] is not a string", i);
+                        if (str_has_nul(a))
+                                return fail(ret_err, "argv[%zu] contains a NUL byte", i);
+                }
+                if (json_string_length(json_array_get(argv, 0)) == 0)
+                        return fail(ret_err, "argv[0] is empty");
+                p->argv = strv_from_json(argv);
+        } else {
+                if (!json_is_string(shell) || json_string_length(shell) == 0)
+                        return fail(ret_err, "'shell' must be a non-empty string");
+                if (str_has_nul(shell))
+                        return fail(ret_err, "'shell' contains a NUL byte");
+                p->argv = calloc(4, sizeof(char *));
+                if (p->argv) {
+                        p->argv[0] = strdup("/bin/sh");
+                        p->argv[1] = strdup("-c");
+                        p->argv[2] = strdup(json_string_value(shell));
+                }
+        }
+        if (!p->argv || !p->argv[0] || (shell && (!p->argv[1] || !p->argv[2])))
+                return -ENOMEM;
+        if (cwd && !json_is_null(cwd)) {
+                if (!json_is_string(cwd) || json_string_value(cwd)[0] != '/' || str_has_nul(cwd))
+                        return fail(ret_err, "'cwd' must be an absolute path");
+                p->cwd = strdup(json_string_value(cwd));
+        }
+        if (env && !json_is_null(env)) {
+                if (!json_is_object(env))
+                        return fail(ret_err, "'env' must be an object of strings");
+                json_object_foreach(env, k, v) {
+                        if (!*k || strchr(k, '='))
+                                return fail(ret_err, "env name '%s' is empty or contains '='", k);
+                        if (!json_is_string(v) || str_has_nul(v))
+                                return fail(ret_err, "env value of '%s' must be a string without NUL", k);
+                }
+        }
+        p->envp = envp_build(s ? s->env : NULL, env && json_is_object(env) ? env : NULL);
+        if (!p->envp)
+                return -ENOMEM;
+        if (in && !json_is_null(in)) {
+                if (!json_is_string(in))
+                        return fail(ret_err, "'stdin' must be a string");
+                p->stdin_len = json_string_length(in);
+                p->stdin_data = malloc(p->stdin_len + 1);
+                if (!p->stdin_data)
+                        return -ENOMEM;
+                memcpy(p->stdin_data, json_string_value(in), p->stdin_len + 1);
+        }
+        if (to && !json_is_null(to)) {
+                if (!json_is_integer(to) || json_integer_value(to) <= 0 ||
+                    (uint64_t) json_integer_value(to) > TIMEOUT_MAX_MS)
+                        return fail(ret_err, "'timeout_ms' must be an integer from 1 to %llu",
+                                    (unsigned long long) TIMEOUT_MAX_MS);
+                /* command_timeout is the largest a request may ask for */
+                p->timeout_ms = MIN((uint64_t) json_integer_value(to), cfg->command_timeout_ms);
+        }
+        if (mo && !json_is_null(mo)) {
+                if (!json_is_integer(mo) || json_integer_value(mo) < 0)
+                        return fail(ret_err, "'max_output_bytes' must be a non-negative integer");
+                p->max_output = MIN((uint64_t) json_integer_value(mo), cfg->max_output);
+        }
+        if (stream && !json_is_null(stream)) {
+                if (!json_is_boolean(stream))
+                        return fail(ret_err, "'stream' must be true or false");
+                p->stream = json_is_true(stream);
+        }
+        return 0;
+}

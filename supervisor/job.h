@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* A job: one command in a sandbox, from its spawn to its exit: its pipes,
+ * its stdin feeder, its timeout, its output cap, its result. It knows
+ * nothing of HTTP or JSON: it emits output and exit events to its sinks
+ * (a buffered answer, an NDJSON stream; later a reader that reattaches, a
+ * terminal, a record), any number of them at once.
+ *
+ * Nothing here blocks: the pipes are non-blocking and read from the loop;
+ * a sink that cannot keep up holds the job, which then stops reading (the
+ * command blocks on its full pipe, not us). The timeout runs at PRIO_ENDS;
+ * output past the cap is read at PRIO_DRAIN only to be thrown away. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "sandbox.h"
+
+typedef struct job job;
+typedef struct job_sink job_sink;
+
+#define JOB_STDOUT 0
+#define JOB_STDERR 1
+
+typedef struct job_spec {
+        char *const *argv;    /* NULL-terminated; argv[0] looked up in PATH */
+        char *const *envp;
+        const char *cwd;      /* NULL: the user's home */
+        const char *stdin_data; /* NULL: /dev/null */
+        size_t stdin_len;
+        uint64_t timeout_ms;
+        uint64_t max_output;  /* bytes kept per stream; the rest is counted and dropped */
+} job_spec;
+
+typedef struct job_result {
+        int exit_code;        /* 0-255, or -1 when killed by a signal */
+        int signal;           /* the signal, or 0 */
+        int spawn_errno;      /* > 0: the command could not be executed */
+        uint64_t duration_ms;
+        uint64_t cpu_usec;
+        bool timed_out, oom_killed, truncated;
+        uint64_t bytes[2];    /* produced on stdout, stderr (kept or not) */
+        /* The session ended under the command: why ("deleted by the
+         * client", "sandbox_died", ...) and, for a death, how. */
+        const char *ended_by;
+        const char *ended_detail;
+} job_result;
+
+typedef struct job_sink_ops {
+        /* Output within the cap, in the order it was read (which: JOB_STDOUT
+         * or JOB_STDERR). */
+        void (*output)(job *j, int which, const char *data, size_t n, void *userdata);
+        /* The command is over. The last call: the sink is gone after it. */
+        void (*exit)(job *j, const job_result *res, void *userdata);
+} job_sink_ops;
+
+/* Told once, after every sink has had its exit event: the owner (the
+ * session) accounts for it and frees the job. */
+typedef void (*job_finished_fn)(job *j, const job_result *res, void *userdata);
+
+/* Start the command in sb. log_id names the session in log lines. */
+int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *spec, job_finished_fn finished,
+              void *userdata, job **ret, sp_error *err);
+void job_free(job *j);
+
+/* Listen to the job: every event from now on. */
+int job_attach(job *j, const job_sink_ops *ops, void *userdata, job_sink **ret);
+/* Stop listening (no more callbacks). A foreground job (every job, until
+ * background commands exist) lives only as long as someone listens: with
+ * its last sink gone, it is killed. */
+void job_detach(job_sink *s);
+/* Back-pressure: while any sink holds the job, its pipes are not read. */
+void job_hold(job_sink *s, bool hold);
+
+/* PID 1 said the command started or exited (SP_EVENT_STARTED, _EXITED). */
+void job_handle_event(job *j, const sp_event *ev);
+/* The session is ending under it: finish now, as killed. */
+void job_abort(job *j, const char *ended_by, const char *ended_detail);
+
+uint64_t job_id(const job *j);
+uint64_t job_timeout_ms(const job *j);
+uint64_t job_max_output(const job *j);
+bool job_exited(const job *j);
