@@ -201,8 +201,8 @@ else
         not_ok "no watchdog restart while the daemon runs" "NRestarts=$restarts" \
                 "$(journalctl -b -u sandpool --no-pager | grep -i watchdog | tail -n 3)"
 fi
-kill -STOP "$pid"
-if wait_until 30 sh -c "[ \"\$(systemctl show -p NRestarts --value sandpool.service)\" = 1 ] &&
+# MainPID 0 (no daemon): `kill -STOP 0` would stop this very script.
+if [ "${pid:-0}" -gt 0 ] && kill -STOP "$pid" && wait_until 30 sh -c "[ \"\$(systemctl show -p NRestarts --value sandpool.service)\" = 1 ] &&
                         [ \"\$(systemctl show -p MainPID --value sandpool.service)\" != $pid ] &&
                         [ \"\$(systemctl show -p MainPID --value sandpool.service)\" != 0 ]" &&
    journalctl -b -u sandpool --no-pager | grep -q 'Watchdog timeout' &&
@@ -211,7 +211,7 @@ if wait_until 30 sh -c "[ \"\$(systemctl show -p NRestarts --value sandpool.serv
 else
         not_ok "the watchdog restarts a SIGSTOPped daemon" "NRestarts=$(show NRestarts) MainPID=$(main_pid) (was $pid)" \
                 "$(journalctl -b -u sandpool --no-pager | tail -n 8)"
-        kill -CONT "$pid" 2>/dev/null
+        [ "${pid:-0}" -gt 0 ] && kill -CONT "$pid" 2>/dev/null
 fi
 wait_until 30 sh -c "[ \"\$(curl -s --unix-socket $SOCK http://sandpool/v1/health | jq .pool.available)\" = 3 ]"
 left=$(sandboxes | grep -v "/sb-$(main_pid)-" || true)
