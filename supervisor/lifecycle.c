@@ -135,6 +135,18 @@ static int on_drain_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+void server_end_sandboxes(server *srv, const char *why) {
+        http_cancel_capacity_waiters(srv);
+        session_destroy_all(srv, why);
+        /* Kill what is left (warm, warming, being reaped) in parallel and
+         * reap it all now: after this no sandbox process exists. */
+        pool_free(srv->pool);
+        srv->pool = NULL;
+        /* after the pool: the workers remove the last sandboxes' cgroups */
+        factory_free(srv->factory);
+        srv->factory = NULL;
+}
+
 void server_begin_shutdown(server *srv, const char *why) {
         usec_t t;
 
@@ -146,15 +158,7 @@ void server_begin_shutdown(server *srv, const char *why) {
         log_info("Shutting down (%s): %u sessions", why, srv->n_sessions);
         /* Every command killed, every sandbox destroyed, every waiting
          * request answered; what remains is to let the answers go out. */
-        http_cancel_capacity_waiters(srv);
-        session_destroy_all(srv, "shutdown");
-        /* Kill what is left (warm, warming, being reaped) in parallel and
-         * reap it all now: after this no sandbox process exists. */
-        pool_free(srv->pool);
-        srv->pool = NULL;
-        /* after the pool: the workers remove the last sandboxes' cgroups */
-        factory_free(srv->factory);
-        srv->factory = NULL;
+        server_end_sandboxes(srv, "shutdown");
         log_info("All sandboxes destroyed in %.1f ms", (now_mono() - t) / 1000.0);
         http_kick(srv);
         if (sd_event_add_time(srv->event, &srv->drain_timer, CLOCK_MONOTONIC, now_mono(), USEC_PER_MSEC,

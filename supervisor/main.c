@@ -496,14 +496,7 @@ static int serve(server *srv) {
 }
 
 static void server_done(server *srv) {
-        http_cancel_capacity_waiters(srv);
-        session_destroy_all(srv, "exit");
-        /* kills every sandbox left, then reaps them all */
-        pool_free(srv->pool);
-        srv->pool = NULL;
-        /* after the pool: its last sandboxes' cgroups are removed by it */
-        factory_free(srv->factory);
-        srv->factory = NULL;
+        server_end_sandboxes(srv, "exit");
         http_stop(srv);
         srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);
         if (srv->cgroups)
