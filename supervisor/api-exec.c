@@ -20,7 +20,6 @@ static const char *const stream_names[2] = {"stdout", "stderr"};
 /* The route's state for one request, from the body to the last byte. */
 typedef struct exec_op {
         request *r;
-        server *srv;
         exec_params p;
         bool oneshot;       /* POST /v1/run: the session is the op's own */
         session *pending;   /* run: waiting for its sandbox */
@@ -201,7 +200,7 @@ static void op_abort(request *r, void *data) {
 
         op->q_error = true;
         if (op->sink) {
-                op->srv->metrics.execs_aborted++;
+                r->srv->metrics.execs_aborted++;
                 job_detach(TAKE_PTR(op->sink));
         }
         if (op->pending) {
@@ -294,7 +293,6 @@ static exec_op *op_new(request *r, session *s) {
                 return NULL;
         }
         op->r = r;
-        op->srv = r->srv;
         int k = exec_params_from_json(r->srv, s, body, &op->p, &msg);
         if (k < 0) {
                 exec_params_done(&op->p);

@@ -19,7 +19,6 @@ struct box {
         char name[32];
         sp_limits limits;
         sd_event_source *ctrl_src, *pidfd_src;
-        bool pid1_gone;          /* the pidfd fired: PID 1 has exited */
         const box_holder_ops *ops;
         void *userdata;
         box_destroyed_fn done;
@@ -143,7 +142,6 @@ static int on_pidfd(sd_event_source *s, int fd, uint32_t revents, void *userdata
          * is reaped): this source fires once, and again only when
          * box_destroy() asks, to finish the job from the loop. */
         (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        b->pid1_gone = true;
         if (b->state == BOX_DESTROYING) {
                 box_finish(b);
                 return 0;

@@ -235,7 +235,6 @@ typedef struct worker {
         int fd, pidfd;
         sd_event_source *io_src, *pidfd_src;
         unsigned in_flight;
-        unsigned restarts;
 } worker;
 
 struct factory_request {
@@ -466,7 +465,6 @@ static int on_worker_died(sd_event_source *s, int fd, uint32_t revents, void *us
                         q->done(-ECHILD, "the sandbox factory died while making it", NULL, q->userdata);
                 free(q);
         }
-        w->restarts++;
         if (worker_fork(f, w, &err) < 0)
                 log_error("cannot restart sandbox factory worker %u: %s", w->index, err.message);
         /* What it was asked to remove and did not confirm: again. */
