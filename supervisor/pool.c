@@ -276,12 +276,22 @@ static void box_pool_ready(box *b, int error, const char *message, void *userdat
                                 /* made for its limits: make another */
                                 pool_sandbox *again;
                                 sp_error err = {};
+                                /* the failed one is no longer its */
+                                e->waiter = NULL;
                                 w->own = NULL;
                                 if (start_entry(p, &w->limits, &again, &err) >= 0) {
                                         again->waiter = w;
                                         w->own = again;
                                         return;
                                 }
+                                /* no other: it hears of this failure (it
+                                 * is on no queue: not waiter_unlink()) */
+                                pool_acquired_fn cb = w->cb;
+                                void *ud = w->userdata;
+                                free(w);
+                                schedule_refill(p);
+                                cb(NULL, error, message, ud);
+                                return;
                         } else {
                                 schedule_refill(p);
                                 return;

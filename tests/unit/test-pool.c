@@ -416,6 +416,29 @@ static void test_one_death_in_the_making_is_not_the_waiters_failure(void **state
         pool_free(p);
 }
 
+static void test_a_sandbox_of_its_own_that_dies_in_the_making_is_made_again(void **state) {
+        pool *p = make_pool(0, 0, 3);
+        answer a = {};
+        pool_sandbox *ps;
+        pool_waiter *w;
+        sp_error err = {};
+        sp_limits small_disk = defaults;
+
+        small_disk.disk_bytes = 32ull << 20;
+        assert_int_equal(pool_acquire(p, &small_disk, on_acquired, &a, &ps, &w, &err), 0);
+        box *first = boxes;
+        fake_ready(first, -ECHILD);
+        assert_int_equal(a.calls, 0);
+        assert_ptr_not_equal(boxes, first); /* another one, for the same limits */
+        assert_int_equal(boxes->limits.disk_bytes, 32ull << 20);
+        fake_ready(boxes, 0);
+        assert_int_equal(a.calls, 1);
+        assert_int_equal(a.error, 0);
+        /* the failed one is still being destroyed: its entry must not
+         * cancel the (served, freed) waiter again */
+        pool_free(p);
+}
+
 static void test_a_warm_one_that_dies_is_replaced(void **state) {
         pool *p = make_pool(2, 0, 4);
 
@@ -470,6 +493,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_failures_answer_waiters_back_off_and_recover, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_one_death_in_the_making_is_not_the_waiters_failure, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_a_sandbox_of_its_own_that_dies_in_the_making_is_made_again,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_a_warm_one_that_dies_is_replaced, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_destroys_everything, setup, teardown),
         };
