@@ -102,3 +102,31 @@ def test_typescript_client_sends_ms(daemon):
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out == {"a": [1500, 2500], "both": "TypeError"}, out
+
+
+def _mcp(sock, calls):
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    lines = [init, {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+    lines += [{"jsonrpc": "2.0", "id": i + 1, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    ctl = os.path.join(os.environ.get("SANDPOOL_BUILD_DIR", os.path.join(SOURCE_ROOT, "build")), "ctl", "sandpoolctl")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
+    p = subprocess.run([ctl, "--socket", sock, "mcp"], input="".join(json.dumps(l) + "\n" for l in lines),
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    return {m["id"]: m for m in map(json.loads, p.stdout.splitlines()) if "id" in m}
+
+
+def test_mcp_tools_take_timeout_ms(daemon):
+    run = lambda args: ("tools/call", {"name": "run_command", "arguments": dict(command="sleep 5", **args)})
+    t0 = time.monotonic()
+    out = _mcp(daemon.socket, [("tools/list", {}), run({"timeout_ms": 300}), run({"timeout_s": 0.3}),
+                               run({"timeout_ms": 300, "timeout_s": 0.3})])
+    assert time.monotonic() - t0 < 4.5  # both timeouts fired
+    props = [t for t in out[1]["result"]["tools"] if t["name"] == "run_command"][0]["inputSchema"]["properties"]
+    assert "timeout_ms" in props and "timeout_s" not in props
+    for i in (2, 3):
+        r = out[i]["result"]
+        assert r["isError"] is False and r["structuredContent"]["timed_out"] is True, r
+    assert out[4]["result"]["isError"] is True
+    assert "not both" in out[4]["result"]["content"][0]["text"]
