@@ -533,7 +533,7 @@ class Client:
     # -- sessions
 
     def create_session(self, *, env: Optional[Mapping[str, str]] = None,
-                       timeout_s: Optional[int] = None, idle_timeout_s: Optional[int] = None,
+                       timeout_s: Optional[float] = None, idle_timeout_s: Optional[float] = None,
                        memory_mb: Optional[int] = None, cpu_pct: Optional[int] = None,
                        labels: Optional[Mapping[str, str]] = None,
                        capacity_wait: float = 0.0, timeout_ms: Optional[int] = None,
@@ -734,7 +734,7 @@ class Sandbox:
 
     def __init__(self, *, client: Optional[Client] = None, socket_path: Optional[str] = None,
                  timeout: float = DEFAULT_TIMEOUT, env: Optional[Mapping[str, str]] = None,
-                 timeout_s: Optional[int] = None, idle_timeout_s: Optional[int] = None,
+                 timeout_s: Optional[float] = None, idle_timeout_s: Optional[float] = None,
                  memory_mb: Optional[int] = None, cpu_pct: Optional[int] = None,
                  labels: Optional[Mapping[str, str]] = None,
                  session_id: Optional[str] = None, capacity_wait: float = 0.0,
