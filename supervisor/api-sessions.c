@@ -40,7 +40,8 @@ static void create_ready(session *s, int error, const char *message, void *userd
 }
 
 void api_sessions_create(request *r) {
-        static const char *const known[] = { "env", "timeout_s", "idle_timeout_s", "memory_mb", "cpu_pct", "labels" };
+        static const char *const known[] = { "env", "timeout_ms", "idle_timeout_ms", "memory_mb", "cpu_pct", "labels",
+                                             "timeout_s", "idle_timeout_s" /* aliases */ };
         json_auto_t *body = request_json_body(r, true);
         session_params p;
         const char *bad = NULL, *k;
@@ -58,7 +59,10 @@ void api_sessions_create(request *r) {
                 if (!ok)
                         return reply_error(r, 400, "bad_request", "unknown field '%s'", k);
         }
-        if (session_params_from_json(r->srv, body, &p, &bad) < 0)
+        e = session_params_from_json(r->srv, body, &p, &bad);
+        if (e == -EEXIST)
+                return reply_error(r, 400, "bad_request", "%s", bad);
+        if (e < 0)
                 return reply_error(r, 400, "bad_request", "invalid value for %s", bad);
         e = session_new(r->srv, r->cl->uid, &p, false, create_ready, r, &s, &err);
         if (e < 0)

@@ -42,28 +42,47 @@ static bool json_object_of_strings(json_t *o, bool env) {
         return true;
 }
 
+/* A duration field: `<name>_ms` is its name, `<name>_s` the older alias
+ * (docs/api.md, "Field names"). Both at once is a 400, not a guess. */
+static int json_get_duration_ms(json_t *body, const char *ms_key, const char *s_key, const char *both,
+                                uint64_t *ret_ms, const char **ret_err) {
+        uint64_t ms = 0, s = 0;
+        int a, b;
+
+        if ((a = json_get_uint(body, ms_key, INT64_MAX, &ms, ret_err)) < 0 ||
+            (b = json_get_uint(body, s_key, UINT32_MAX, &s, ret_err)) < 0)
+                return -EINVAL;
+        if (a > 0 && b > 0)
+                return *ret_err = both, -EEXIST;
+        if (a == 0 && b == 0)
+                return 0;
+        if ((a > 0 ? ms : s) == 0)
+                return *ret_err = a > 0 ? ms_key : s_key, -EINVAL;
+        *ret_ms = a > 0 ? ms : s * 1000;
+        return 1;
+}
+
 /* Every per-request value may lower the configured one, never raise it:
- * larger values are capped, nonsense (negative, zero, wrong type) is 400. */
+ * larger values are capped, nonsense (negative, zero, wrong type) is 400,
+ * a field given under both its name and its alias is 400 (-EEXIST). */
 int session_params_from_json(server *srv, json_t *body, session_params *p, const char **ret_err) {
         const sp_config *cfg = &srv->config.cfg;
         uint64_t v;
         int r;
 
         session_params_default(srv, p);
-        if ((r = json_get_uint(body, "timeout_s", UINT32_MAX, &v, ret_err)) < 0)
+        if ((r = json_get_duration_ms(body, "timeout_ms", "timeout_s",
+                                      "'timeout_ms' and its alias 'timeout_s' both given: send one", &v,
+                                      ret_err)) < 0)
                 return r;
-        if (r > 0) {
-                if (v == 0)
-                        return *ret_err = "timeout_s", -EINVAL;
-                p->timeout_ms = MIN(v * 1000, cfg->session_timeout_ms);
-        }
-        if ((r = json_get_uint(body, "idle_timeout_s", UINT32_MAX, &v, ret_err)) < 0)
+        if (r > 0)
+                p->timeout_ms = MIN(v, cfg->session_timeout_ms);
+        if ((r = json_get_duration_ms(body, "idle_timeout_ms", "idle_timeout_s",
+                                      "'idle_timeout_ms' and its alias 'idle_timeout_s' both given: send one", &v,
+                                      ret_err)) < 0)
                 return r;
-        if (r > 0) {
-                if (v == 0)
-                        return *ret_err = "idle_timeout_s", -EINVAL;
-                p->idle_timeout_ms = MIN(v * 1000, cfg->session_idle_timeout_ms);
-        }
+        if (r > 0)
+                p->idle_timeout_ms = MIN(v, cfg->session_idle_timeout_ms);
         if ((r = json_get_uint(body, "memory_mb", UINT32_MAX, &v, ret_err)) < 0)
                 return r;
         if (r > 0) {
@@ -446,7 +465,8 @@ void session_destroy_all(server *srv, const char *reason) {
 json_t *session_to_json(session *s, bool with_usage) {
         json_t *j;
 
-        j = json_pack("{s:s,s:i,s:s,s:o,s:o,s:o,s:o,s:I,s:I,s:{s:I,s:i,s:i,s:I},s:O,s:i,s:s}",
+        /* timeout_s / idle_timeout_s: the older names, kept for old clients */
+        j = json_pack("{s:s,s:i,s:s,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:{s:I,s:i,s:i,s:I},s:O,s:i,s:s}",
                       "id", s->id,
                       "owner_uid", (int) s->owner,
                       "state", s->state == SESSION_READY ? (s->n_jobs ? "busy" : "ready") : "starting",
@@ -455,6 +475,8 @@ json_t *session_to_json(session *s, bool with_usage) {
                       "last_activity_at", json_time(s->created_real + (s->last_activity_mono - s->created_mono)),
                       "idle_expires_at", json_time(s->created_real + (s->last_activity_mono - s->created_mono) +
                                                    s->idle_timeout_ms * USEC_PER_MSEC),
+                      "timeout_ms", (json_int_t) s->timeout_ms,
+                      "idle_timeout_ms", (json_int_t) s->idle_timeout_ms,
                       "timeout_s", (json_int_t) (s->timeout_ms / 1000),
                       "idle_timeout_s", (json_int_t) (s->idle_timeout_ms / 1000),
                       "limits",

@@ -169,6 +169,26 @@ static void test_session_params(void **state) {
         assert_int_equal(session_params_from_json(&srv, lab, &p, &bad), -EINVAL);
 }
 
+/* timeout_ms is the name, timeout_s its alias: either works, both is a 400 */
+static void test_session_params_aliases(void **state) {
+        session_params p;
+        const char *bad = NULL;
+        json_auto_t *ms = parse("{\"timeout_ms\":1500,\"idle_timeout_ms\":2500}");
+        json_auto_t *both = parse("{\"timeout_ms\":1500,\"timeout_s\":2}");
+        json_auto_t *idle_both = parse("{\"idle_timeout_ms\":1500,\"idle_timeout_s\":2}");
+        json_auto_t *zero = parse("{\"idle_timeout_ms\":0}");
+
+        assert_int_equal(session_params_from_json(&srv, ms, &p, &bad), 0);
+        assert_int_equal(p.timeout_ms, 1500);
+        assert_int_equal(p.idle_timeout_ms, 2500);
+        assert_int_equal(session_params_from_json(&srv, both, &p, &bad), -EEXIST);
+        assert_non_null(strstr(bad, "timeout_s"));
+        assert_int_equal(session_params_from_json(&srv, idle_both, &p, &bad), -EEXIST);
+        assert_non_null(strstr(bad, "idle_timeout_s"));
+        assert_int_equal(session_params_from_json(&srv, zero, &p, &bad), -EINVAL);
+        assert_string_equal(bad, "idle_timeout_ms");
+}
+
 static void check_bytes(const char *in, size_t n, const char *want) {
         json_auto_t *j = json_bytes(in, n, NULL, NULL);
         assert_non_null(j);
@@ -208,6 +228,7 @@ int main(void) {
                 cmocka_unit_test(test_exec_env_layers),
                 cmocka_unit_test(test_exec_refused),
                 cmocka_unit_test(test_session_params),
+                cmocka_unit_test(test_session_params_aliases),
                 cmocka_unit_test(test_json_bytes),
                 cmocka_unit_test(test_json_bytes_carry),
         };
