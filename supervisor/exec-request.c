@@ -90,16 +90,25 @@ static int fail(char **ret_err, const char *fmt, ...) {
 
 int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, char **ret_err) {
         static const char *const known[] = { "argv", "shell", "cwd", "env", "stdin", "timeout_ms",
-                                             "max_output_bytes", "stream" };
+                                             "max_output_bytes", "stream", "background" };
         const sp_config *cfg = &srv->config.cfg;
         json_t *argv = json_object_get(body, "argv"), *shell = json_object_get(body, "shell");
         json_t *cwd = json_object_get(body, "cwd"), *env = json_object_get(body, "env");
         json_t *in = json_object_get(body, "stdin"), *stream = json_object_get(body, "stream");
         json_t *to = json_object_get(body, "timeout_ms"), *mo = json_object_get(body, "max_output_bytes");
+        json_t *bg = json_object_get(body, "background");
         const char *k;
         json_t *v;
 
-        *p = (exec_params) { .timeout_ms = cfg->command_timeout_ms, .max_output = cfg->max_output };
+        if (bg && !json_is_null(bg) && !json_is_boolean(bg))
+                return fail(ret_err, "'background' must be true or false");
+        bool background = json_is_true(bg);
+        /* A background command has no timeout unless it asks for one (its
+         * session's lifetime bounds it), and keeps its output in a ring. */
+        uint64_t timeout_cap = background ? TIMEOUT_MAX_MS : cfg->command_timeout_ms;
+        uint64_t output_cap = background ? cfg->command_buffer : cfg->max_output;
+        *p = (exec_params) { .timeout_ms = background ? 0 : cfg->command_timeout_ms, .max_output = output_cap,
+                             .background = background };
         json_object_foreach(body, k, v) {
                 bool ok = false;
                 for (size_t i = 0; i < ELEMENTSOF(known); i++)
@@ -170,13 +179,13 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
                     (uint64_t) json_integer_value(to) > TIMEOUT_MAX_MS)
                         return fail(ret_err, "'timeout_ms' must be an integer from 1 to %llu",
                                     (unsigned long long) TIMEOUT_MAX_MS);
-                /* command_timeout is the largest a request may ask for */
-                p->timeout_ms = MIN((uint64_t) json_integer_value(to), cfg->command_timeout_ms);
+                /* command_timeout is the largest a foreground command may ask for */
+                p->timeout_ms = MIN((uint64_t) json_integer_value(to), timeout_cap);
         }
         if (mo && !json_is_null(mo)) {
                 if (!json_is_integer(mo) || json_integer_value(mo) < 0)
                         return fail(ret_err, "'max_output_bytes' must be a non-negative integer");
-                p->max_output = MIN((uint64_t) json_integer_value(mo), cfg->max_output);
+                p->max_output = MIN((uint64_t) json_integer_value(mo), output_cap);
         }
         if (stream && !json_is_null(stream)) {
                 if (!json_is_boolean(stream))

@@ -21,20 +21,25 @@
 #define BODY_DEADLINE_USEC (120 * USEC_PER_SEC)
 #define KEEPALIVE_DEADLINE_USEC (70 * USEC_PER_SEC)
 
-/* Does url match pattern? The segment under '*' goes to id. */
+/* Does url match pattern? The segment under the first '*' goes to id
+ * (a later '*', such as a command's id, is the route's to parse). */
 static bool route_path_match(const char *pattern, const char *url, char *id, size_t id_size) {
         const char *p = pattern, *u = url;
+        bool captured = false;
 
         while (*p && *u) {
                 if (*p == '*') {
                         size_t n = strcspn(u, "/");
                         if (n == 0)
                                 return false;
-                        if (n < id_size) {
+                        if (captured)
+                                ;
+                        else if (n < id_size) {
                                 memcpy(id, u, n);
                                 id[n] = 0;
                         } else
                                 id[0] = 0; /* too long to be an id: not found later */
+                        captured = true;
                         u += n;
                         p++;
                         continue;

@@ -40,6 +40,8 @@ struct job {
         size_t stdin_len, stdin_off;
         uint64_t max_output, timeout_ms;
         bool truncated, timed_out, exited, finishing, paused;
+        bool background, stdin_eof; /* stdin_eof: close stdin once written */
+        pid_t pid;
         usec_t start;
         sp_exit_info exit;
         uint64_t oom_before;
@@ -117,6 +119,12 @@ static int on_output(sd_event_source *src, int fd, uint32_t revents, void *userd
         return 0;
 }
 
+static void stdin_close(job *j) {
+        j->in_src = sd_event_source_disable_unref(j->in_src);
+        j->in_fd = safe_close(j->in_fd);
+        j->stdin_off = j->stdin_len = 0;
+}
+
 static int on_stdin_writable(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         job *j = userdata;
 
@@ -125,13 +133,50 @@ static int on_stdin_writable(sd_event_source *src, int fd, uint32_t revents, voi
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 return 0;
-                        break; /* EPIPE: the command closed its stdin; fine */
+                        /* EPIPE: the command closed its stdin; fine */
+                        stdin_close(j);
+                        return 0;
                 }
                 j->stdin_off += (size_t) n;
         }
-        j->in_src = sd_event_source_disable_unref(j->in_src);
-        j->in_fd = safe_close(j->in_fd);
+        j->stdin_off = j->stdin_len = 0;
+        if (j->stdin_eof)
+                stdin_close(j);
+        else
+                /* more may come (job_write_stdin()): wait for it, not for POLLOUT */
+                (void) sd_event_source_set_enabled(j->in_src, SD_EVENT_OFF);
         return 0;
+}
+
+int job_write_stdin(job *j, const void *data, size_t n, bool eof) {
+        if (j->in_fd < 0 || j->stdin_eof || j->finishing)
+                return -EPIPE;
+        if (j->stdin_len - j->stdin_off + n > JOB_STDIN_MAX)
+                return -ENOBUFS;
+        if (n > 0) {
+                /* keep what is still queued, at the front */
+                if (j->stdin_off > 0) {
+                        memmove(j->stdin_data, j->stdin_data + j->stdin_off, j->stdin_len - j->stdin_off);
+                        j->stdin_len -= j->stdin_off;
+                        j->stdin_off = 0;
+                }
+                char *b = realloc(j->stdin_data, j->stdin_len + n);
+                if (!b)
+                        return -ENOMEM;
+                memcpy(b + j->stdin_len, data, n);
+                j->stdin_data = b;
+                j->stdin_len += n;
+        }
+        j->stdin_eof = eof;
+        if (j->in_src)
+                return sd_event_source_set_enabled(j->in_src, SD_EVENT_ON);
+        return 0;
+}
+
+int job_signal(job *j, int sig) {
+        if (j->exited || j->finishing)
+                return -ESRCH;
+        return sp_sandbox_signal(j->sb, j->id, sig);
 }
 
 /* ---- the end ------------------------------------------------------------------ */
@@ -196,8 +241,15 @@ static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
 }
 
 void job_handle_event(job *j, const sp_event *ev) {
-        if (ev->type == SP_EVENT_STARTED)
+        if (ev->type == SP_EVENT_STARTED) {
+                j->pid = ev->pid;
+                for (job_sink *s = j->sinks, *next; s; s = next) {
+                        next = s->next;
+                        if (s->ops->started)
+                                s->ops->started(j, ev->pid, s->userdata);
+                }
                 return;
+        }
         if (ev->type != SP_EVENT_EXITED || j->exited)
                 return;
         j->exit = ev->exit;
@@ -252,7 +304,7 @@ void job_detach(job_sink *s) {
         if (s->next)
                 s->next->prev = s->prev;
         free(s);
-        if (!j->sinks && !j->exited && !j->finishing) {
+        if (!j->sinks && !j->exited && !j->finishing && !j->background) {
                 /* Nobody waits for it any more. */
                 log_session(LOG_INFO, j->log_id, "client of command %" PRIu64 " went away: killing it", j->id);
                 (void) sp_sandbox_signal(j->sb, j->id, SIGKILL);
@@ -291,7 +343,9 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         sp_exec_spec es;
         int r;
 
-        if ((r = pipe_nb(po, 0)) < 0 || (r = pipe_nb(pe, 0)) < 0 || (spec->stdin_data && (r = pipe_nb(pi, 1)) < 0))
+        bool want_stdin = spec->stdin_data || spec->stdin_pipe;
+
+        if ((r = pipe_nb(po, 0)) < 0 || (r = pipe_nb(pe, 0)) < 0 || (want_stdin && (r = pipe_nb(pi, 1)) < 0))
                 return sp_error_set(err, r, "cannot create pipes: %s", strerror(-r));
         job *j = calloc(1, sizeof(*j));
         if (!j)
@@ -299,7 +353,7 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         *j = (job){
                 .event = e, .sb = sb, .in_fd = -EBADF, .out = {{.fd = -EBADF}, {.fd = -EBADF}},
                 .max_output = spec->max_output, .timeout_ms = spec->timeout_ms, .finished = finished,
-                .userdata = userdata,
+                .userdata = userdata, .background = spec->background, .stdin_eof = !spec->stdin_pipe,
         };
         snprintf(j->log_id, sizeof(j->log_id), "%s", log_id ? log_id : "");
         if (spec->stdin_data) {
@@ -319,7 +373,7 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         es.argv = spec->argv;
         es.envp = spec->envp;
         es.cwd = spec->cwd;
-        es.stdin_fd = spec->stdin_data ? pi[0] : -1;
+        es.stdin_fd = want_stdin ? pi[0] : -1;
         es.stdout_fd = po[1];
         es.stderr_fd = pe[1];
         j->start = now_mono();
@@ -335,7 +389,7 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         pi[0] = safe_close(pi[0]);
         j->out[JOB_STDOUT].fd = TAKE_FD(po[0]);
         j->out[JOB_STDERR].fd = TAKE_FD(pe[0]);
-        if (spec->stdin_data) {
+        if (want_stdin) {
                 j->in_fd = TAKE_FD(pi[1]);
                 if (sd_event_add_io(e, &j->in_src, j->in_fd, EPOLLOUT, on_stdin_writable, j) < 0)
                         j->in_fd = safe_close(j->in_fd);
@@ -345,10 +399,13 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         for (int i = 0; i < 2; i++)
                 if (sd_event_add_io(e, &j->out[i].src, j->out[i].fd, EPOLLIN, on_output, j) >= 0)
                         (void) sd_event_source_set_priority(j->out[i].src, PRIO_WORK);
-        r = sd_event_add_time_relative(e, &j->timer, CLOCK_MONOTONIC, j->timeout_ms * USEC_PER_MSEC, USEC_PER_MSEC,
-                                       on_timeout, j);
-        if (r >= 0)
-                r = sd_event_source_set_priority(j->timer, PRIO_ENDS);
+        r = 0;
+        if (j->timeout_ms > 0) {
+                r = sd_event_add_time_relative(e, &j->timer, CLOCK_MONOTONIC, j->timeout_ms * USEC_PER_MSEC,
+                                               USEC_PER_MSEC, on_timeout, j);
+                if (r >= 0)
+                        r = sd_event_source_set_priority(j->timer, PRIO_ENDS);
+        }
         if (r < 0) {
                 /* A command without its timeout must not run: kill it, and
                  * let its exit finish the job. */
@@ -379,6 +436,9 @@ void job_free(job *j) {
 
 uint64_t job_id(const job *j) {
         return j->id;
+}
+pid_t job_pid(const job *j) {
+        return j->pid;
 }
 uint64_t job_timeout_ms(const job *j) {
         return j->timeout_ms;

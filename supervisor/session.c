@@ -394,6 +394,8 @@ void session_destroy(session *s, const char *reason) {
                 (void) sp_sandbox_kill(s->sb);
         while (s->n_jobs > 0)
                 job_abort(s->jobs[0], reason, s->died ? s->died_cause : NULL);
+        /* their readers are told, then the exited commands go */
+        command_set_free(TAKE_PTR(s->commands));
         if (s->ready_cb) {
                 session_ready_fn cb = s->ready_cb;
                 s->ready_cb = NULL;
