@@ -127,10 +127,27 @@ static int commands_params(request *r, exec_params *p) {
         return 0;
 }
 
+/* A terminal wants a TERM: xterm's, unless the request named one. */
+static int envp_add_term(exec_params *p) {
+        size_t n = 0;
+
+        for (; p->envp[n]; n++)
+                if (strncmp(p->envp[n], "TERM=", 5) == 0)
+                        return 0;
+        char **v = realloc(p->envp, (n + 2) * sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        p->envp = v;
+        v[n + 1] = NULL;
+        v[n] = strdup("TERM=xterm-256color");
+        return v[n] ? 0 : -ENOMEM;
+}
+
 void api_commands_create(request *r) {
         session *s = r->session;
         exec_params p = {};
         sp_error err = {};
+        _cleanup_close_ int master = -EBADF, slave = -EBADF;
         command_set *set;
         command *c;
         job *j;
@@ -148,17 +165,26 @@ void api_commands_create(request *r) {
                 return reply_error(r, 409, "conflict", "the session has %u background commands running (max_commands)",
                                    r->srv->config.cfg.max_commands);
         }
+        if (p.pty) {
+                if (!s->sb || envp_add_term(&p) < 0 ||
+                    (k = sp_sandbox_open_pty(s->sb, p.rows, p.cols, SP_SANDBOX_UID, &master, &slave, &err)) < 0) {
+                        exec_params_done(&p);
+                        return reply_error(r, 500, "internal", "cannot open a terminal: %s",
+                                           err.message[0] ? err.message : "out of memory");
+                }
+        }
         job_spec spec = {
                 .argv = p.argv, .envp = p.envp, .cwd = p.cwd, .stdin_data = p.stdin_data, .stdin_len = p.stdin_len,
                 .timeout_ms = p.timeout_ms, .max_output = UINT64_MAX, /* the ring bounds what is kept */
                 .background = true, .stdin_pipe = true,
+                .pty = p.pty, .pty_master = master, .pty_slave = slave,
         };
         k = session_exec(s, &spec, &j, &err);
         if (k < 0) {
                 exec_params_done(&p);
                 return reply_start_error(r, k, &err);
         }
-        k = command_set_add(set, j, p.argv, p.max_output, false, &c);
+        k = command_set_add(set, j, p.argv, p.max_output, p.pty, &c);
         exec_params_done(&p);
         if (k < 0) {
                 /* Nobody could ever read it: it must not run. */
@@ -438,6 +464,29 @@ void api_command_stdin(request *r) {
                 return reply_error(r, 409, "conflict", "the stdin of command %" PRIu64 " is closed", command_id(c));
         if (k < 0)
                 return reply_error(r, 500, "internal", "cannot queue stdin: %s", strerror(-k));
+        reply_empty(r, 204);
+}
+
+void api_command_resize(request *r) {
+        command *c = command_from_url(r);
+        json_auto_t *body = NULL;
+        uint64_t rows = 0, cols = 0;
+        const char *why = NULL;
+        job *j;
+
+        if (!c || !(body = request_json_body(r, false)))
+                return;
+        if (json_get_uint(body, "rows", 1000, &rows, &why) < 0 || json_get_uint(body, "cols", 1000, &cols, &why) < 0 ||
+            rows == 0 || cols == 0)
+                return reply_error(r, 400, "bad_request", "'rows' and 'cols' must be integers from 1 to 1000");
+        j = command_job(c);
+        if (!j)
+                return reply_error(r, 409, "conflict", "command %" PRIu64 " has exited", command_id(c));
+        int k = job_resize(j, (unsigned) rows, (unsigned) cols);
+        if (k == -ENOTTY)
+                return reply_error(r, 409, "conflict", "command %" PRIu64 " has no terminal", command_id(c));
+        if (k < 0)
+                return reply_error(r, 500, "internal", "cannot resize the terminal: %s", strerror(-k));
         reply_empty(r, 204);
 }
 

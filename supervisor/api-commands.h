@@ -7,7 +7,8 @@
  *   GET  /v1/sessions/{id}/commands/{cid}            one of them
  *   GET  /v1/sessions/{id}/commands/{cid}/output     NDJSON from byte offsets (?follow=true)
  *   POST /v1/sessions/{id}/commands/{cid}/stdin      raw bytes (?eof=true)
- *   POST /v1/sessions/{id}/commands/{cid}/signal     {"signal": "INT"} to its process group */
+ *   POST /v1/sessions/{id}/commands/{cid}/signal     {"signal": "INT"} to its process group
+ *   POST /v1/sessions/{id}/commands/{cid}/resize     {"rows": R, "cols": C} of its terminal */
 
 #include "http.h"
 
@@ -17,3 +18,4 @@ void api_command_get(request *r);
 void api_command_output(request *r);
 void api_command_stdin(request *r);
 void api_command_signal(request *r);
+void api_command_resize(request *r);

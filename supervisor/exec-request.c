@@ -90,13 +90,13 @@ static int fail(char **ret_err, const char *fmt, ...) {
 
 int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, char **ret_err) {
         static const char *const known[] = { "argv", "shell", "cwd", "env", "stdin", "timeout_ms",
-                                             "max_output_bytes", "stream", "background" };
+                                             "max_output_bytes", "stream", "background", "pty" };
         const sp_config *cfg = &srv->config.cfg;
         json_t *argv = json_object_get(body, "argv"), *shell = json_object_get(body, "shell");
         json_t *cwd = json_object_get(body, "cwd"), *env = json_object_get(body, "env");
         json_t *in = json_object_get(body, "stdin"), *stream = json_object_get(body, "stream");
         json_t *to = json_object_get(body, "timeout_ms"), *mo = json_object_get(body, "max_output_bytes");
-        json_t *bg = json_object_get(body, "background");
+        json_t *bg = json_object_get(body, "background"), *pty = json_object_get(body, "pty");
         const char *k;
         json_t *v;
 
@@ -186,6 +186,24 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
                 if (!json_is_integer(mo) || json_integer_value(mo) < 0)
                         return fail(ret_err, "'max_output_bytes' must be a non-negative integer");
                 p->max_output = MIN((uint64_t) json_integer_value(mo), output_cap);
+        }
+        if (pty && !json_is_null(pty)) {
+                json_t *rows = json_object_get(pty, "rows"), *cols = json_object_get(pty, "cols");
+                if (!p->background)
+                        return fail(ret_err, "'pty' is for background commands (POST .../commands)");
+                if (!json_is_object(pty) || json_object_size(pty) != (size_t) (!!rows + !!cols))
+                        return fail(ret_err, "'pty' must be an object with 'rows' and 'cols'");
+                p->pty = true;
+                p->rows = 24;
+                p->cols = 80;
+                if (rows && (!json_is_integer(rows) || json_integer_value(rows) < 1 || json_integer_value(rows) > 1000))
+                        return fail(ret_err, "'pty.rows' must be an integer from 1 to 1000");
+                if (cols && (!json_is_integer(cols) || json_integer_value(cols) < 1 || json_integer_value(cols) > 1000))
+                        return fail(ret_err, "'pty.cols' must be an integer from 1 to 1000");
+                if (rows)
+                        p->rows = (unsigned) json_integer_value(rows);
+                if (cols)
+                        p->cols = (unsigned) json_integer_value(cols);
         }
         if (stream && !json_is_null(stream)) {
                 if (!json_is_boolean(stream))

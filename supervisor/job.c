@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* One command in a sandbox: see job.h. */
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ struct job {
         uint64_t max_output, timeout_ms;
         bool truncated, timed_out, exited, finishing, paused;
         bool background, stdin_eof; /* stdin_eof: close stdin once written */
+        int pty_fd;                 /* the terminal's master, for its size */
         pid_t pid;
         usec_t start;
         sp_exit_info exit;
@@ -151,6 +153,12 @@ static int on_stdin_writable(sd_event_source *src, int fd, uint32_t revents, voi
 int job_write_stdin(job *j, const void *data, size_t n, bool eof) {
         if (j->in_fd < 0 || j->stdin_eof || j->finishing)
                 return -EPIPE;
+        if (eof && j->pty_fd >= 0) {
+                /* A terminal has no end of input but the EOF character
+                 * (VEOF, ^D), which its line discipline turns into one. */
+                int r = job_write_stdin(j, data, n, false);
+                return r < 0 ? r : job_write_stdin(j, "\x04", 1, false);
+        }
         if (j->stdin_len - j->stdin_off + n > JOB_STDIN_MAX)
                 return -ENOBUFS;
         if (n > 0) {
@@ -170,6 +178,16 @@ int job_write_stdin(job *j, const void *data, size_t n, bool eof) {
         j->stdin_eof = eof;
         if (j->in_src)
                 return sd_event_source_set_enabled(j->in_src, SD_EVENT_ON);
+        return 0;
+}
+
+int job_resize(job *j, unsigned rows, unsigned cols) {
+        struct winsize ws = {.ws_row = (unsigned short) rows, .ws_col = (unsigned short) cols};
+
+        if (j->pty_fd < 0)
+                return -ENOTTY;
+        if (ioctl(j->pty_fd, TIOCSWINSZ, &ws) < 0)
+                return -errno;
         return 0;
 }
 
@@ -322,6 +340,25 @@ static int pipe_nb(int p[2], int our_end) {
         return 0;
 }
 
+static int dup_cloexec(int fd) {
+        int r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        return r < 0 ? -errno : r;
+}
+
+/* A terminal in place of the three pipes: the command gets the slave on
+ * 0-2, we read and write the master (non-blocking already), and keep one
+ * more copy of it for resizing. No stderr of its own: a terminal has one
+ * stream. */
+static int pty_ends(const job_spec *spec, int po[2], int pe[2], int pi[2], int *ret_pty) {
+        if ((po[0] = dup_cloexec(spec->pty_master)) < 0 || (pi[1] = dup_cloexec(spec->pty_master)) < 0 ||
+            (*ret_pty = dup_cloexec(spec->pty_master)) < 0)
+                return -errno;
+        if ((po[1] = dup_cloexec(spec->pty_slave)) < 0 || (pe[1] = dup_cloexec(spec->pty_slave)) < 0 ||
+            (pi[0] = dup_cloexec(spec->pty_slave)) < 0)
+                return -errno;
+        return 0;
+}
+
 static void log_started(job *j, char *const *argv) {
         /* the command line, shortened: a log line, not an audit record */
         char line[160] = "";
@@ -343,9 +380,14 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         sp_exec_spec es;
         int r;
 
-        bool want_stdin = spec->stdin_data || spec->stdin_pipe;
+        bool want_stdin = spec->stdin_data || spec->stdin_pipe || spec->pty;
+        _cleanup_close_ int pty_fd = -EBADF;
 
-        if ((r = pipe_nb(po, 0)) < 0 || (r = pipe_nb(pe, 0)) < 0 || (want_stdin && (r = pipe_nb(pi, 1)) < 0))
+        if (spec->pty)
+                r = pty_ends(spec, po, pe, pi, &pty_fd);
+        else if ((r = pipe_nb(po, 0)) >= 0 && (r = pipe_nb(pe, 0)) >= 0 && want_stdin)
+                r = pipe_nb(pi, 1);
+        if (r < 0)
                 return sp_error_set(err, r, "cannot create pipes: %s", strerror(-r));
         job *j = calloc(1, sizeof(*j));
         if (!j)
@@ -353,7 +395,8 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         *j = (job){
                 .event = e, .sb = sb, .in_fd = -EBADF, .out = {{.fd = -EBADF}, {.fd = -EBADF}},
                 .max_output = spec->max_output, .timeout_ms = spec->timeout_ms, .finished = finished,
-                .userdata = userdata, .background = spec->background, .stdin_eof = !spec->stdin_pipe,
+                .userdata = userdata, .background = spec->background,
+                .stdin_eof = !spec->stdin_pipe && !spec->pty, .pty_fd = -EBADF,
         };
         snprintf(j->log_id, sizeof(j->log_id), "%s", log_id ? log_id : "");
         if (spec->stdin_data) {
@@ -376,6 +419,7 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         es.stdin_fd = want_stdin ? pi[0] : -1;
         es.stdout_fd = po[1];
         es.stderr_fd = pe[1];
+        es.ctty = spec->pty;
         j->start = now_mono();
         r = sp_sandbox_spawn(sb, &es, &j->id, err);
         if (r < 0) {
@@ -389,6 +433,7 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         pi[0] = safe_close(pi[0]);
         j->out[JOB_STDOUT].fd = TAKE_FD(po[0]);
         j->out[JOB_STDERR].fd = TAKE_FD(pe[0]);
+        j->pty_fd = TAKE_FD(pty_fd);
         if (want_stdin) {
                 j->in_fd = TAKE_FD(pi[1]);
                 if (sd_event_add_io(e, &j->in_src, j->in_fd, EPOLLOUT, on_stdin_writable, j) < 0)
@@ -430,6 +475,7 @@ void job_free(job *j) {
         j->in_src = sd_event_source_disable_unref(j->in_src);
         j->in_fd = safe_close(j->in_fd);
         j->timer = sd_event_source_disable_unref(j->timer);
+        j->pty_fd = safe_close(j->pty_fd);
         free(j->stdin_data);
         free(j);
 }

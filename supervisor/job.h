@@ -39,6 +39,11 @@ typedef struct job_spec {
         /* Keep stdin open after stdin_data: more comes through
          * job_write_stdin(). */
         bool stdin_pipe;
+        /* On a terminal (sp_sandbox_open_pty()): stdin, stdout and stderr
+         * are its slave, output comes from its master as JOB_STDOUT, and
+         * stdin goes to it. Both fds are borrowed (the job keeps copies). */
+        bool pty;
+        int pty_master, pty_slave;
 } job_spec;
 
 typedef struct job_result {
@@ -94,6 +99,9 @@ void job_abort(job *j, const char *ended_by, const char *ended_detail);
  * queued (the command does not read: try later). */
 #define JOB_STDIN_MAX (1024u * 1024u)
 int job_write_stdin(job *j, const void *data, size_t n, bool eof);
+/* A terminal's new size (the kernel sends SIGWINCH to its foreground
+ * group). -ENOTTY when the job has no terminal. */
+int job_resize(job *j, unsigned rows, unsigned cols);
 /* Signal the command's process group. -ESRCH once it has exited. */
 int job_signal(job *j, int sig);
 

@@ -22,6 +22,7 @@ const route api_routes[] = {
         { "GET", "/v1/sessions/*/commands/*/output", api_command_output, BODY_NONE, true },
         { "POST", "/v1/sessions/*/commands/*/stdin", api_command_stdin, BODY_JSON, true },
         { "POST", "/v1/sessions/*/commands/*/signal", api_command_signal, BODY_JSON, true },
+        { "POST", "/v1/sessions/*/commands/*/resize", api_command_resize, BODY_JSON, true },
         { "GET", "/v1/sessions/*/files", api_files_get, BODY_NONE, true },
         { "PUT", "/v1/sessions/*/files", NULL, BODY_FILE, true,
           .body_begin = api_files_put_begin, .body_data = api_files_put_data, .body_end = api_files_put_end },
