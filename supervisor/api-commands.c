@@ -14,6 +14,7 @@
 #include "log.h"
 #include "session.h"
 #include "util.h"
+#include "ws.h"
 
 static const char *const stream_names[2] = {"stdout", "stderr"};
 
@@ -537,4 +538,122 @@ void api_command_signal(request *r) {
                 return reply_error(r, 409, "conflict", "cannot signal command %" PRIu64 ": %s", command_id(c),
                                    strerror(-k));
         reply_empty(r, 204);
+}
+
+/* ---- GET .../commands/{cid}/attach: the command over a WebSocket ------------- */
+
+/* A WebSocket attached to a command: its output (both streams; a
+ * terminal has one) goes out as binary frames, from the oldest byte the
+ * ring holds; every frame that comes in is its input (keys, Ctrl-C as
+ * 0x03, which the terminal turns into SIGINT for its foreground group).
+ * The command's exit closes the socket (1000, "exit N" or "signal N"). */
+typedef struct attach {
+        command *c;          /* NULL once gone */
+        command_reader *rd;
+        ws_conn *w;          /* once upgraded */
+        uint64_t off[2];
+} attach;
+
+static void attach_pump(attach *a) {
+        unsigned char buf[OUTPUT_CHUNK];
+        bool caught_up = true;
+
+        if (!a->w)
+                return;
+        if (!a->c)
+                return ws_close(a->w, 1001, "the command is gone");
+        for (int i = 0; i < 2; i++) {
+                const outring *ring = command_ring(a->c, i);
+                a->off[i] = MAX(a->off[i], outring_start(ring));
+                while (a->off[i] < ring->total) {
+                        if (ws_queued(a->w) >= WS_QUEUE_MAX / 2)
+                                return; /* more once drained */
+                        size_t n = outring_read(ring, a->off[i], buf, sizeof(buf));
+                        if (n == 0 || ws_send(a->w, buf, n) < 0)
+                                return;
+                        a->off[i] += n;
+                }
+                caught_up = caught_up && a->off[i] == ring->total;
+        }
+        const job_result *res = command_result(a->c);
+        if (caught_up && res) {
+                char reason[32];
+                if (res->signal)
+                        snprintf(reason, sizeof(reason), "signal %d", res->signal);
+                else
+                        snprintf(reason, sizeof(reason), "exit %d", res->exit_code);
+                ws_close(a->w, 1000, reason); /* frees a (closed) */
+        }
+}
+
+static void attach_wake(command_reader *rd, void *userdata) {
+        attach_pump(userdata);
+}
+
+static void attach_gone(void *userdata) {
+        attach *a = userdata;
+
+        a->rd = NULL;
+        a->c = NULL;
+        attach_pump(a);
+}
+
+static const command_reader_ops attach_reader_ops = {
+        .wake = attach_wake,
+        .gone = attach_gone,
+};
+
+static void attach_opened(ws_conn *w, void *userdata) {
+        attach *a = userdata;
+
+        a->w = w;
+        attach_pump(a);
+}
+
+static void attach_data(ws_conn *w, const char *p, size_t n, void *userdata) {
+        attach *a = userdata;
+        job *j = a->c ? command_job(a->c) : NULL;
+
+        /* more than JOB_STDIN_MAX typed ahead of a command that does not
+         * read: dropped, as a terminal's full input queue would */
+        if (j)
+                (void) job_write_stdin(j, p, n, false);
+}
+
+static void attach_drained(ws_conn *w, void *userdata) {
+        attach_pump(userdata);
+}
+
+static void attach_closed(ws_conn *w, void *userdata) {
+        attach *a = userdata;
+
+        command_reader_remove(a->rd);
+        free(a);
+}
+
+static const ws_ops attach_ws_ops = {
+        .opened = attach_opened,
+        .data = attach_data,
+        .drained = attach_drained,
+        .closed = attach_closed,
+};
+
+void api_command_attach(request *r) {
+        command *c = command_from_url(r);
+        uint64_t off = 0;
+
+        if (!c || query_u64(r, "offset", &off) < 0)
+                return;
+        attach *a = calloc(1, sizeof(*a));
+        if (!a)
+                return reply_error(r, 500, "internal", "out of memory");
+        *a = (attach){.c = c, .off = {off, 0}};
+        if (command_reader_add(c, &attach_reader_ops, a, &a->rd) < 0) {
+                free(a);
+                return reply_error(r, 500, "internal", "out of memory");
+        }
+        if (ws_accept(r, &attach_ws_ops, a) < 0) {
+                command_reader_remove(a->rd);
+                free(a);
+        }
 }

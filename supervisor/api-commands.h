@@ -8,7 +8,8 @@
  *   GET  /v1/sessions/{id}/commands/{cid}/output     NDJSON from byte offsets (?follow=true)
  *   POST /v1/sessions/{id}/commands/{cid}/stdin      raw bytes (?eof=true)
  *   POST /v1/sessions/{id}/commands/{cid}/signal     {"signal": "INT"} to its process group
- *   POST /v1/sessions/{id}/commands/{cid}/resize     {"rows": R, "cols": C} of its terminal */
+ *   POST /v1/sessions/{id}/commands/{cid}/resize     {"rows": R, "cols": C} of its terminal
+ *   GET  /v1/sessions/{id}/commands/{cid}/attach     WebSocket: output out, input in */
 
 #include "http.h"
 
@@ -19,3 +20,4 @@ void api_command_output(request *r);
 void api_command_stdin(request *r);
 void api_command_signal(request *r);
 void api_command_resize(request *r);
+void api_command_attach(request *r);

@@ -739,7 +739,7 @@ int http_start(server *srv) {
         int r;
 
         srv->mhd = MHD_start_daemon(
-                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                 http_access_handler, srv,
                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
                 /* Our own AF_UNIX socket: MHD_add_connection() would treat the

@@ -23,6 +23,7 @@ const route api_routes[] = {
         { "POST", "/v1/sessions/*/commands/*/stdin", api_command_stdin, BODY_JSON, true },
         { "POST", "/v1/sessions/*/commands/*/signal", api_command_signal, BODY_JSON, true },
         { "POST", "/v1/sessions/*/commands/*/resize", api_command_resize, BODY_JSON, true },
+        { "GET", "/v1/sessions/*/commands/*/attach", api_command_attach, BODY_NONE, true },
         { "GET", "/v1/sessions/*/files", api_files_get, BODY_NONE, true },
         { "PUT", "/v1/sessions/*/files", NULL, BODY_FILE, true,
           .body_begin = api_files_put_begin, .body_data = api_files_put_data, .body_end = api_files_put_end },
