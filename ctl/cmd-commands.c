@@ -46,8 +46,6 @@ static void argv_line(json_t *argv, char *buf, size_t size) {
 }
 
 int cmd_commands(ctl *c, int argc, char **argv) {
-        json_auto_t *list = NULL;
-        char target[160];
         int r = parse_help_only(argc, argv, commands_help);
 
         if (r >= 0)
@@ -58,7 +56,15 @@ int cmd_commands(ctl *c, int argc, char **argv) {
         }
         if ((r = check_session(argv[optind])))
                 return r;
-        snprintf(target, sizeof(target), "/v1/sessions/%s/commands", argv[optind]);
+        return commands_print(c, argv[optind]);
+}
+
+int commands_print(ctl *c, const char *sid) {
+        json_auto_t *list = NULL;
+        char target[160];
+        int r;
+
+        snprintf(target, sizeof(target), "/v1/sessions/%s/commands", sid);
         r = api_get_json(c, target, "commands", true, &list);
         if (r)
                 return r;

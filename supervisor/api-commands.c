@@ -192,6 +192,7 @@ void api_commands_create(request *r) {
                 (void) job_signal(j, SIGKILL);
                 return reply_error(r, 500, "internal", "out of memory");
         }
+        r->srv->metrics.background_started++;
         json_t *o = command_to_json(c);
         if (o)
                 json_object_set_new(o, "session_id", json_string(s->id));

@@ -200,6 +200,10 @@ unsigned command_set_running(const command_set *set) {
         return set ? set->n_running : 0;
 }
 
+unsigned command_set_size(const command_set *set) {
+        return set ? set->n : 0;
+}
+
 json_t *command_set_to_json(command_set *set) {
         json_t *a = json_array();
 

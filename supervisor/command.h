@@ -48,6 +48,7 @@ command *command_set_find(command_set *set, uint64_t id);
 /* {"commands": [...]}, oldest first. */
 json_t *command_set_to_json(command_set *set);
 unsigned command_set_running(const command_set *set);
+unsigned command_set_size(const command_set *set);
 
 uint64_t command_id(const command *c);
 /* The job while the command runs; NULL once it has exited. */

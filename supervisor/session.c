@@ -467,6 +467,10 @@ json_t *session_to_json(session *s, bool with_usage) {
                       "labels", s->labels,
                       "running_commands", (int) s->n_jobs,
                       "sandbox", s->sandbox_name);
+        if (j)
+                json_object_set_new(j, "background_commands",
+                                    json_pack("{s:i,s:i}", "running", (int) command_set_running(s->commands), "kept",
+                                              (int) command_set_size(s->commands)));
         if (j && with_usage && s->sb) {
                 sp_sandbox_stats st = {};
                 if (sp_sandbox_stats_read(s->sb, &st) >= 0)

@@ -414,3 +414,25 @@ def test_http_server_outlives_its_request_and_the_session_takes_it(img):
         time.sleep(0.02)
     assert host_pids_with(marker) == []
     assert not os.path.exists("/proc/%d" % pids[0])
+
+
+def metric(d, name):
+    for line in d.get("/metrics").data.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("no metric %s" % name)
+
+
+def test_health_metrics_and_session_count_running_background_commands(d, sid):
+    before = d.get("/v1/health").json["commands"]["background_running"]
+    total = metric(d, "sandpool_background_commands_total")
+    a = start(d, sid, argv=["sleep", "100"])
+    b = start(d, sid, argv=["true"])
+    wait_exit(d, sid, b["id"])
+    assert d.get("/v1/health").json["commands"]["background_running"] == before + 1
+    assert metric(d, "sandpool_background_commands_running") == before + 1
+    assert metric(d, "sandpool_background_commands_total") == total + 2
+    assert d.get("/v1/sessions/%s" % sid).json["background_commands"] == {"running": 1, "kept": 2}
+    d.post("/v1/sessions/%s/commands/%d/signal" % (sid, a["id"]), {"signal": "KILL"})
+    wait_exit(d, sid, a["id"])
+    assert metric(d, "sandpool_background_commands_running") == before
