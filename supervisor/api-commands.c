@@ -222,6 +222,21 @@ typedef struct output_op {
         size_t line_len, line_off, line_cap;
 } output_op;
 
+/* Room for n more bytes of NDJSON after what is pending. */
+static int line_reserve(output_op *op, size_t n) {
+        if (op->line_off == op->line_len)
+                op->line_off = op->line_len = 0;
+        if (op->line_len + n > op->line_cap) {
+                size_t cap = MAX(op->line_cap * 2, op->line_len + n);
+                char *b = realloc(op->line, cap);
+                if (!b)
+                        return -ENOMEM;
+                op->line = b;
+                op->line_cap = cap;
+        }
+        return 0;
+}
+
 static int line_push(output_op *op, json_t *ev) {
         _cleanup_free_ char *s = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
 
@@ -229,16 +244,8 @@ static int line_push(output_op *op, json_t *ev) {
         if (!s)
                 return -ENOMEM;
         size_t n = strlen(s);
-        if (op->line_off == op->line_len)
-                op->line_off = op->line_len = 0;
-        if (op->line_len + n + 1 > op->line_cap) {
-                size_t cap = MAX(op->line_cap * 2, op->line_len + n + 1);
-                char *b = realloc(op->line, cap);
-                if (!b)
-                        return -ENOMEM;
-                op->line = b;
-                op->line_cap = cap;
-        }
+        if (line_reserve(op, n + 1) < 0)
+                return -ENOMEM;
         memcpy(op->line + op->line_len, s, n);
         op->line[op->line_len + n] = '\n';
         op->line_len += n + 1;
@@ -260,13 +267,10 @@ static size_t utf8_whole(const unsigned char *p, size_t n) {
         return n;
 }
 
-static json_t *base64_json(const unsigned char *p, size_t n) {
+static size_t base64_write(const unsigned char *p, size_t n, char *out) {
         static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        _cleanup_free_ char *out = malloc((n + 2) / 3 * 4 + 1);
         size_t o = 0;
 
-        if (!out)
-                return NULL;
         for (size_t i = 0; i < n; i += 3) {
                 uint32_t v = (uint32_t) p[i] << 16 | (i + 1 < n ? (uint32_t) p[i + 1] << 8 : 0) |
                              (i + 2 < n ? p[i + 2] : 0);
@@ -275,7 +279,23 @@ static json_t *base64_json(const unsigned char *p, size_t n) {
                 out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
                 out[o++] = i + 2 < n ? tab[v & 63] : '=';
         }
-        return json_stringn(out, o);
+        return o;
+}
+
+/* An output event, written by hand: the bytes are escaped straight into
+ * the line (a JSON value per chunk would cost more than the command). */
+static int line_push_output(output_op *op, int which, const unsigned char *p, size_t n) {
+        if (line_reserve(op, 128 + (op->base64 ? (n + 2) / 3 * 4 : n * 6)) < 0)
+                return -ENOMEM;
+        char *w = op->line + op->line_len;
+        w += sprintf(w, "{\"type\":\"%s\",\"offset\":%" PRIu64 ",\"length\":%zu,\"data\":\"", stream_names[which],
+                     op->off[which], n);
+        w += op->base64 ? base64_write(p, n, w) : json_escape_bytes((const char *) p, n, w);
+        memcpy(w, "\"}\n", 3);
+        op->line_len = (size_t) (w + 3 - op->line);
+        op->off[which] += n;
+        command_reader_progress(op->rd);
+        return 1;
 }
 
 static json_t *exit_event(const command *c, const uint64_t off[2]) {
@@ -307,6 +327,7 @@ static int output_next(output_op *op) {
                                                "offset", (json_int_t) op->off[i], "bytes",
                                                (json_int_t) (start - op->off[i]));
                         op->off[i] = start;
+                        command_reader_progress(op->rd);
                         return line_push(op, ev);
                 }
                 if (op->off[i] >= ring->total)
@@ -315,11 +336,7 @@ static int output_next(output_op *op) {
                 bool last = command_exited(c) && op->off[i] + n == ring->total;
                 if (!op->base64 && !last)
                         n = utf8_whole(buf, n);
-                json_t *data = op->base64 ? base64_json(buf, n) : json_bytes((const char *) buf, n, NULL, NULL);
-                json_t *ev = json_pack("{s:s,s:I,s:I,s:o}", "type", stream_names[i], "offset",
-                                       (json_int_t) op->off[i], "length", (json_int_t) n, "data", data);
-                op->off[i] += n;
-                return line_push(op, ev);
+                return line_push_output(op, i, buf, n);
         }
         if (command_exited(c)) {
                 op->ended = true;
@@ -408,13 +425,14 @@ static const request_op_ops output_op_ops = {
 void api_command_output(request *r) {
         command *c = command_from_url(r);
         uint64_t off[2] = {0, 0};
-        bool follow = false;
+        bool follow = false, hold = false;
         const char *enc;
 
         if (!c)
                 return;
         if (query_u64(r, "offset", &off[0]) < 0 || query_u64(r, "stdout_offset", &off[0]) < 0 ||
-            query_u64(r, "stderr_offset", &off[1]) < 0 || query_bool(r, "follow", &follow) < 0)
+            query_u64(r, "stderr_offset", &off[1]) < 0 || query_bool(r, "follow", &follow) < 0 ||
+            query_bool(r, "backpressure", &hold) < 0)
                 return;
         enc = query_arg(r, "encoding");
         if (enc && !streq(enc, "utf-8") && !streq(enc, "base64"))
@@ -430,7 +448,7 @@ void api_command_output(request *r) {
         *op = (output_op){.r = r, .c = c, .off = {off[0], off[1]}, .follow = follow,
                           .base64 = enc && streq(enc, "base64")};
         request_set_op(r, &output_op_ops, op);
-        if (command_reader_add(c, &output_reader_ops, op, &op->rd) < 0)
+        if (command_reader_add(c, &output_reader_ops, op, hold ? op->off : NULL, &op->rd) < 0)
                 return reply_error(r, 500, "internal", "out of memory");
         struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, output_reader,
                                                                       op, NULL);
@@ -573,6 +591,7 @@ static void attach_pump(attach *a) {
                         if (n == 0 || ws_send(a->w, buf, n) < 0)
                                 return;
                         a->off[i] += n;
+                        command_reader_progress(a->rd);
                 }
                 caught_up = caught_up && a->off[i] == ring->total;
         }
@@ -649,7 +668,8 @@ void api_command_attach(request *r) {
         if (!a)
                 return reply_error(r, 500, "internal", "out of memory");
         *a = (attach){.c = c, .off = {off, 0}};
-        if (command_reader_add(c, &attach_reader_ops, a, &a->rd) < 0) {
+        /* a terminal's reader holds it back, as a terminal does */
+        if (command_reader_add(c, &attach_reader_ops, a, a->off, &a->rd) < 0) {
                 free(a);
                 return reply_error(r, 500, "internal", "out of memory");
         }

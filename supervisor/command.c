@@ -14,6 +14,7 @@ struct command_reader {
         command_reader *prev, *next;
         const command_reader_ops *ops;
         void *userdata;
+        const uint64_t *hold_off;   /* a reader that holds the command back */
 };
 
 struct command {
@@ -110,11 +111,27 @@ static void sink_started(job *j, pid_t pid, void *userdata) {
         c->pid = pid;
 }
 
+/* Hold the job while a holding reader is behind by more than half a ring
+ * (the job reads 64 KiB at a time: it stays within the ring). */
+static void command_update_hold(command *c) {
+        bool hold = false;
+
+        if (!c->sink)
+                return;
+        for (command_reader *rd = c->readers; rd && !hold; rd = rd->next)
+                for (int i = 0; rd->hold_off && i < 2; i++)
+                        if (c->ring[i].total > rd->hold_off[i] &&
+                            c->ring[i].total - rd->hold_off[i] > c->ring[i].max / 2)
+                                hold = true;
+        job_hold(c->sink, hold);
+}
+
 static void sink_output(job *j, int which, const char *data, size_t n, void *userdata) {
         command *c = userdata;
 
         /* -ENOMEM: the bytes are lost, and readers are told (dropped) */
         (void) outring_write(&c->ring[which], data, n);
+        command_update_hold(c);
         command_wake(c);
 }
 
@@ -270,12 +287,13 @@ json_t *command_to_json(const command *c) {
         return o;
 }
 
-int command_reader_add(command *c, const command_reader_ops *ops, void *userdata, command_reader **ret) {
+int command_reader_add(command *c, const command_reader_ops *ops, void *userdata, const uint64_t *hold_off,
+                       command_reader **ret) {
         command_reader *rd = calloc(1, sizeof(*rd));
 
         if (!rd)
                 return -ENOMEM;
-        *rd = (command_reader){.c = c, .ops = ops, .userdata = userdata, .next = c->readers};
+        *rd = (command_reader){.c = c, .ops = ops, .userdata = userdata, .hold_off = hold_off, .next = c->readers};
         if (c->readers)
                 c->readers->prev = rd;
         c->readers = rd;
@@ -295,5 +313,13 @@ void command_reader_remove(command_reader *rd) {
                 c->readers = rd->next;
         if (rd->next)
                 rd->next->prev = rd->prev;
+        bool held = rd->hold_off;
         free(rd);
+        if (held)
+                command_update_hold(c);
+}
+
+void command_reader_progress(command_reader *rd) {
+        if (rd && rd->hold_off)
+                command_update_hold(rd->c);
 }

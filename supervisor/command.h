@@ -58,5 +58,13 @@ const job_result *command_result(const command *c); /* NULL while running */
 const outring *command_ring(const command *c, int which);
 json_t *command_to_json(const command *c);
 
-int command_reader_add(command *c, const command_reader_ops *ops, void *userdata, command_reader **ret);
+/* With hold_off (the reader's next offset per stream, read by the command
+ * when it decides), the reader holds the command back: while it is behind
+ * by more than half the ring, the job's pipes are not read (the command
+ * blocks on its full pipe), so a connected reader loses nothing. Without
+ * it, a reader that falls behind gets "dropped". */
+int command_reader_add(command *c, const command_reader_ops *ops, void *userdata, const uint64_t *hold_off,
+                       command_reader **ret);
+/* A holding reader moved on: maybe let the command go on. */
+void command_reader_progress(command_reader *rd);
 void command_reader_remove(command_reader *rd);

@@ -436,3 +436,38 @@ def test_health_metrics_and_session_count_running_background_commands(d, sid):
     d.post("/v1/sessions/%s/commands/%d/signal" % (sid, a["id"]), {"signal": "KILL"})
     wait_exit(d, sid, a["id"])
     assert metric(d, "sandpool_background_commands_running") == before
+
+
+def test_a_reader_with_backpressure_loses_nothing(d, sid):
+    ring = 65536
+    n = 300000
+    want = "".join("%d\n" % i for i in range(1, n + 1))
+    c = start(d, sid, shell="sleep 0.3; seq 1 %d" % n, max_output_bytes=ring)
+    rd = Reader(d, sid, c["id"], "follow=true&backpressure=true")
+    got, types = [], set()
+    for i, ev in enumerate(rd.events()):
+        types.add(ev["type"])
+        if ev["type"] == "stdout":
+            got.append(ev["data"])
+            if i % 20 == 0:
+                time.sleep(0.01)  # a slow reader
+        if ev["type"] == "exit":
+            break
+    rd.cut()
+    assert "dropped" not in types
+    assert "".join(got) == want
+    # without it the same slow reader loses bytes, and is told how many
+    c = start(d, sid, shell="sleep 0.3; seq 1 %d" % n, max_output_bytes=ring)
+    rd = Reader(d, sid, c["id"], "follow=true")
+    dropped, got = 0, 0
+    for i, ev in enumerate(rd.events()):
+        if ev["type"] == "stdout":
+            got += ev["length"]
+            if i % 20 == 0:
+                time.sleep(0.01)
+        elif ev["type"] == "dropped":
+            dropped += ev["bytes"]
+        elif ev["type"] == "exit":
+            break
+    rd.cut()
+    assert dropped > 0 and got + dropped == len(want)
