@@ -101,7 +101,9 @@ static void out_close(job *j, int which) {
 static void out_drain(job *j, int which, int max_reads) {
         char buf[READ_CHUNK];
 
-        for (int i = 0; i < max_reads && j->out[which].fd >= 0; i++) {
+        /* A sink that holds the job (job_hold()) stops it between two reads,
+         * not after the batch: what it holds back must not be overrun. */
+        for (int i = 0; i < max_reads && j->out[which].fd >= 0 && (!j->paused || j->finishing); i++) {
                 ssize_t n = read(j->out[which].fd, buf, sizeof(buf));
                 if (n > 0) {
                         job_output(j, which, buf, (size_t) n);

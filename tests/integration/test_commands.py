@@ -439,8 +439,10 @@ def test_health_metrics_and_session_count_running_background_commands(d, sid):
 
 
 def test_a_reader_with_backpressure_loses_nothing(d, sid):
-    ring = 65536
-    n = 300000
+    # held at half a ring behind: one more read (64 KiB) and a full pipe
+    # (64 KiB) at the exit stay within a ring of 256 KiB
+    ring = 262144
+    n = 600000
     want = "".join("%d\n" % i for i in range(1, n + 1))
     c = start(d, sid, shell="sleep 0.3; seq 1 %d" % n, max_output_bytes=ring)
     rd = Reader(d, sid, c["id"], "follow=true&backpressure=true")

@@ -272,3 +272,29 @@ def test_websocket_is_closed_when_the_session_ends(d):
         op, p = ws.recv()
     assert op == 0x8 and p[2:] == b"signal 9"
     ws.close()
+
+
+def test_daemon_stops_cleanly_with_a_websocket_and_a_follower_open():
+    own = Daemon().start()
+    try:
+        s = own.session()
+        c = start(own, s, argv=["sh"], pty={"rows": 24, "cols": 80})
+        ws = WebSocket(own.socket, "/v1/sessions/%s/commands/%d/attach" % (s, c["id"]))
+        assert ws.status == 101
+        ws.send(b"echo hi\r")
+        ws.read_until(b"hi")
+        from test_commands import Reader
+        rd = Reader(own, s, c["id"], "follow=true")
+        t0 = time.monotonic()
+        own.stop()  # SIGTERM: exits 0 and leaves nothing behind
+        assert time.monotonic() - t0 < 5
+        op, p = ws.recv()
+        while op == 0x2:
+            op, p = ws.recv()
+        assert op == 0x8
+        evs = list(rd.events())
+        assert evs[-1]["type"] in ("exit", "gone")
+        ws.close()
+        rd.cut()
+    finally:
+        own.cleanup()
