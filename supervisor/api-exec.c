@@ -293,6 +293,8 @@ static exec_op *op_new(request *r, session *s) {
         }
         op->r = r;
         int k = exec_params_from_json(r->srv, s, body, &op->p, &err);
+        if (k == 0 && op->p.background)
+                k = sp_error_set(&err, -EINVAL, "a background command is started with POST /v1/sessions/{id}/commands");
         if (k < 0) {
                 exec_params_done(&op->p);
                 free(op);

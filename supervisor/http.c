@@ -21,20 +21,25 @@
 #define BODY_DEADLINE_USEC (120 * USEC_PER_SEC)
 #define KEEPALIVE_DEADLINE_USEC (70 * USEC_PER_SEC)
 
-/* Does url match pattern? The segment under '*' goes to id. */
+/* Does url match pattern? The segment under the first '*' goes to id
+ * (a later '*', such as a command's id, is the route's to parse). */
 static bool route_path_match(const char *pattern, const char *url, char *id, size_t id_size) {
         const char *p = pattern, *u = url;
+        bool captured = false;
 
         while (*p && *u) {
                 if (*p == '*') {
                         size_t n = strcspn(u, "/");
                         if (n == 0)
                                 return false;
-                        if (n < id_size) {
+                        if (captured)
+                                ;
+                        else if (n < id_size) {
                                 memcpy(id, u, n);
                                 id[n] = 0;
                         } else
                                 id[0] = 0; /* too long to be an id: not found later */
+                        captured = true;
                         u += n;
                         p++;
                         continue;
@@ -734,7 +739,7 @@ int http_start(server *srv) {
         int r;
 
         srv->mhd = MHD_start_daemon(
-                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                 http_access_handler, srv,
                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
                 /* Our own AF_UNIX socket: MHD_add_connection() would treat the
