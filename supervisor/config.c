@@ -72,6 +72,8 @@ static int check_group(const char *v, uint64_t n, char *why, size_t len);
 static int check_cgroup_parent(const char *v, uint64_t n, char *why, size_t len);
 static int check_cgroup_mode(const char *v, uint64_t n, char *why, size_t len);
 static int check_cpu(const char *v, uint64_t n, char *why, size_t len);
+static int check_listen(const char *v, uint64_t n, char *why, size_t len);
+static int check_optional_path(const char *v, uint64_t n, char *why, size_t len);
 
 #define OFF(f) offsetof(sp_config, f)
 
@@ -133,10 +135,14 @@ static const config_key config_keys[] = {
           SP_CONFIG_NUM_MAX, NULL, "A session unused this long is ended." },
         { "sessions", "max_sessions_per_uid", KEY_U32, OFF(max_sessions_per_uid), "0", 0, UINT32_MAX, NULL,
           "Most concurrent sessions of one client uid; 0: no cap beyond max_pool_size." },
+        { "e2b", "listen", KEY_STRING, OFF(e2b_listen), "", 0, 0, check_listen,
+          "E2B-compatible API on this IPv4 address:port (plain HTTP; empty: off). Loopback only, see docs/api.md." },
+        { "e2b", "keys_file", KEY_STRING, OFF(e2b_keys_file), "", 0, 0, check_optional_path,
+          "File of E2B API keys, one 'KEY:UID' a line: the uid whose sessions that key creates and sees." },
 };
 #define N_KEYS ELEMENTSOF(config_keys)
 
-static const char *const config_sections[] = { "server", "images", "pool", "limits", "sessions" };
+static const char *const config_sections[] = { "server", "images", "pool", "limits", "sessions", "e2b" };
 
 /* ---- small text helpers ---- */
 
@@ -376,6 +382,30 @@ static int check_group(const char *v, uint64_t n, char *why, size_t len) {
         return -EINVAL;
 }
 
+static int check_optional_path(const char *v, uint64_t n, char *why, size_t len) {
+        return v[0] == '\0' ? 0 : check_path(v, n, why, len);
+}
+
+/* An IPv4 address and a port; the listener has no TLS, so only a loopback
+ * address is accepted (a TLS front end may forward to it). */
+static int check_listen(const char *v, uint64_t n, char *why, size_t len) {
+        unsigned a, b, c, d, port;
+        char end;
+
+        if (v[0] == '\0')
+                return 0;
+        if (sscanf(v, "%u.%u.%u.%u:%u%c", &a, &b, &c, &d, &port, &end) != 5 || a > 255 || b > 255 || c > 255 ||
+            d > 255 || port < 1 || port > 65535) {
+                snprintf(why, len, "not ADDRESS:PORT with an IPv4 address: '%s'", v);
+                return -EINVAL;
+        }
+        if (a != 127) {
+                snprintf(why, len, "plain HTTP is served on a loopback address (127.x.x.x) only: '%s'", v);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int check_cgroup_parent(const char *v, uint64_t n, char *why, size_t len) {
         if (v[0] == '\0')
                 return 0; /* unset: the daemon's own cgroup */
@@ -472,7 +502,7 @@ static int check_string(const config_key *k, const char *v, char *why, size_t le
         size_t max = INI_MAX_LINE - 2 - strlen(k->key) - STRLEN(" = ");
         char q[64];
 
-        if (v[0] == '\0' && k->check != check_cgroup_parent) {
+        if (v[0] == '\0' && k->check != check_cgroup_parent && k->check != check_listen && k->check != check_optional_path) {
                 snprintf(why, len, "empty value");
                 return -EINVAL;
         }

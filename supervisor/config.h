@@ -56,6 +56,9 @@ typedef struct sp_config {
         uint64_t session_timeout_ms;      /* 15min */
         uint64_t session_idle_timeout_ms; /* 5min */
         uint32_t max_sessions_per_uid;    /* 0: no cap beyond max_pool_size */
+        /* [e2b] (supervisor/e2b.c) */
+        char *e2b_listen;      /* NULL: off; "127.0.0.1:PORT" */
+        char *e2b_keys_file;   /* lines "KEY:UID"; never logged */
 } sp_config;
 
 /* Where each key's value came from, for --print-config. */

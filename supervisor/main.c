@@ -12,6 +12,7 @@
 
 #include "build-config.h"
 #include "cgroup-scope.h"
+#include "e2b.h"
 #include "http.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -485,6 +486,9 @@ static int serve(server *srv) {
         r = http_start(srv);
         if (r < 0)
                 return r;
+        r = e2b_start(srv); /* [e2b] listen: off by default */
+        if (r < 0)
+                return r;
 
         log_info("sandpoold %s ready: rootfs %s, max %u sandboxes", SANDPOOL_VERSION, srv->config.cfg.rootfs,
                  srv->config.cfg.max_pool_size);
@@ -497,6 +501,7 @@ static int serve(server *srv) {
 
 static void server_done(server *srv) {
         server_end_sandboxes(srv, "exit");
+        e2b_stop(srv);
         http_stop(srv);
         srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);
         if (srv->cgroups)
