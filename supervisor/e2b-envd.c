@@ -159,6 +159,7 @@ struct proc_stream {
         command_reader *rd;
         uint64_t off[2];
         bool start_sent, ended, stopping;
+        bool pty;              /* on a terminal: its output is "pty" data */
         char *buf;             /* envelopes not yet taken by MHD */
         size_t len, pos, cap;
 };
@@ -182,7 +183,8 @@ static int push_data(proc_stream *ps, int which, const unsigned char *p, size_t 
 
         if (!s)
                 return -ENOMEM;
-        k = (size_t) sprintf(s, "{\"event\":{\"data\":{\"%s\":\"", which == JOB_STDOUT ? "stdout" : "stderr");
+        k = (size_t) sprintf(s, "{\"event\":{\"data\":{\"%s\":\"",
+                             ps->pty ? "pty" : which == JOB_STDOUT ? "stdout" : "stderr");
         k += base64_encode(p, n, s + k);
         memcpy(s + k, "\"}}}", 4);
         k += 4;
@@ -246,6 +248,8 @@ static int stream_next(proc_stream *ps) {
 static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max) {
         proc_stream *ps = cls;
 
+        if (ps->q->aborted)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
         for (;;) {
                 if (ps->pos < ps->len) {
                         size_t n = MIN(max, ps->len - ps->pos);
@@ -312,13 +316,18 @@ void e2b_envd_stop_all(void) {
         }
 }
 
+static bool command_has_pty(const command *c) {
+        json_auto_t *o = command_to_json(c);
+        return json_is_true(json_object_get(o, "pty"));
+}
+
 /* Answer q with the stream of c, from off on. */
 static void stream_start(e2b_req *q, command *c, const uint64_t off[2]) {
         proc_stream *ps = calloc(1, sizeof(*ps));
 
         if (!ps)
                 return e2b_reply_connect_error(q, "internal", "out of memory");
-        *ps = (proc_stream) { .q = q, .c = c, .off = { off[0], off[1] } };
+        *ps = (proc_stream) { .q = q, .c = c, .off = { off[0], off[1] }, .pty = command_has_pty(c) };
         ps->next = streams;
         if (streams)
                 streams->prev = ps;
@@ -364,7 +373,9 @@ static json_t *exec_body(json_t *proc) {
 }
 
 static void process_start(e2b_req *q, session *s, json_t *msg) {
-        json_t *proc = json_object_get(msg, "process");
+        json_t *proc = json_object_get(msg, "process"), *pty = json_object_get(msg, "pty");
+        json_t *size = json_object_get(pty, "size");
+        _cleanup_close_ int master = -EBADF, slave = -EBADF;
         json_auto_t *body = NULL;
         exec_params p = {};
         sp_error err = {};
@@ -372,9 +383,15 @@ static void process_start(e2b_req *q, session *s, json_t *msg) {
         command *c;
         job *j;
 
-        if (json_object_get(msg, "pty") && !json_is_null(json_object_get(msg, "pty")))
-                return e2b_reply_connect_error(q, "unimplemented", "sandpool does not give E2B processes a "
-                                               "terminal yet (use sandpool's own API: POST .../commands with pty)");
+        if (pty && !json_is_null(pty)) {
+                /* a terminal of its own devpts (runtime/pty.c), as sandpool's PTY commands */
+                json_int_t rows = json_integer_value(json_object_get(size, "rows"));
+                json_int_t cols = json_integer_value(json_object_get(size, "cols"));
+                if (rows < 1 || rows > 1000 || cols < 1 || cols > 1000)
+                        return e2b_reply_connect_error(q, "invalid_argument", "'pty.size' needs rows and cols from 1 to 1000");
+                if (sp_sandbox_open_pty(s->sb, (unsigned) rows, (unsigned) cols, SP_SANDBOX_UID, &master, &slave, &err) < 0)
+                        return e2b_reply_connect_error(q, "internal", "cannot open a terminal: %s", err.message);
+        }
         if (!json_is_object(proc) || !(body = exec_body(proc)))
                 return e2b_reply_connect_error(q, "invalid_argument", "'process.cmd' must be a string");
         int k = exec_params_from_json(q->srv, s, body, &p, &err);
@@ -390,7 +407,8 @@ static void process_start(e2b_req *q, session *s, json_t *msg) {
         }
         job_spec spec = {
                 .argv = p.argv, .envp = p.envp, .cwd = p.cwd, .timeout_ms = 0, .max_output = UINT64_MAX,
-                .background = true, .stdin_pipe = json_is_true(json_object_get(msg, "stdin")),
+                .background = true, .stdin_pipe = master >= 0 || json_is_true(json_object_get(msg, "stdin")),
+                .pty = master >= 0, .pty_master = master, .pty_slave = slave,
         };
         k = session_exec(s, &spec, &j, &err);
         if (k < 0) {
@@ -398,7 +416,7 @@ static void process_start(e2b_req *q, session *s, json_t *msg) {
                 return e2b_reply_connect_error(q, k == -E2BIG ? "invalid_argument" : "unavailable",
                                                "cannot start the process: %s", err.message);
         }
-        k = command_set_add(set, j, p.argv, p.max_output, false, &c);
+        k = command_set_add(set, j, p.argv, p.max_output, master >= 0, &c);
         exec_params_done(&p);
         if (k < 0) {
                 (void) job_signal(j, SIGKILL);
@@ -464,11 +482,11 @@ static void process_input(e2b_req *q, session *s, json_t *msg, bool close) {
                 return;
         if (!close) {
                 json_t *in = json_object_get(msg, "input");
-                const char *b64 = json_string_value(json_object_get(in, "stdin"));
-                if (json_object_get(in, "pty"))
-                        return e2b_reply_connect_error(q, "unimplemented", "sandpool gives E2B processes no terminal");
+                /* a terminal's input goes to its master, which is the job's stdin */
+                const char *b64 = json_string_value(json_object_get(in, "stdin"))
+                                      ?: json_string_value(json_object_get(in, "pty"));
                 if (!b64 || e2b_base64_decode(b64, &data, &n) < 0)
-                        return e2b_reply_connect_error(q, "invalid_argument", "'input.stdin' must be base64 bytes");
+                        return e2b_reply_connect_error(q, "invalid_argument", "'input.stdin' or 'input.pty' must be base64 bytes");
         }
         j = command_job(c);
         if (!j)
@@ -506,6 +524,29 @@ static void process_signal(e2b_req *q, session *s, json_t *msg) {
         e2b_connect_reply(q, json_object());
 }
 
+static void process_update(e2b_req *q, session *s, json_t *msg) {
+        command *c = process_selected(q, s, msg);
+        json_t *size = json_object_get(json_object_get(msg, "pty"), "size");
+        json_int_t rows = json_integer_value(json_object_get(size, "rows"));
+        json_int_t cols = json_integer_value(json_object_get(size, "cols"));
+        job *j;
+
+        if (!c)
+                return;
+        if (rows < 1 || rows > 1000 || cols < 1 || cols > 1000)
+                return e2b_reply_connect_error(q, "invalid_argument", "'pty.size' needs rows and cols from 1 to 1000");
+        j = command_job(c);
+        if (!j)
+                return e2b_reply_connect_error(q, "not_found", "process %" PRIu64 " has exited", command_id(c));
+        int k = job_resize(j, (unsigned) rows, (unsigned) cols);
+        if (k == -ENOTTY)
+                return e2b_reply_connect_error(q, "failed_precondition", "process %" PRIu64 " has no terminal",
+                                               command_id(c));
+        if (k < 0)
+                return e2b_reply_connect_error(q, "internal", "cannot resize the terminal: %s", strerror(-k));
+        e2b_connect_reply(q, json_object());
+}
+
 static void process_rpc(e2b_req *q, session *s, const char *name, json_t *msg) {
         if (streq(name, "Start"))
                 return process_start(q, s, msg);
@@ -519,8 +560,10 @@ static void process_rpc(e2b_req *q, session *s, const char *name, json_t *msg) {
                 return process_input(q, s, msg, true);
         if (streq(name, "SendSignal"))
                 return process_signal(q, s, msg);
+        if (streq(name, "Update"))
+                return process_update(q, s, msg);
         e2b_reply_connect_error(q, "unimplemented", "sandpool does not implement process.Process/%s "
-                                "(terminal resize, streamed input)", name);
+                                "(client-streamed input)", name);
 }
 
 /* ---- routing ----------------------------------------------------------------------- */

@@ -272,14 +272,36 @@ static void e2b_kick(e2b *e) {
                 (void) sd_event_source_set_enabled(e->kick, SD_EVENT_ONESHOT);
 }
 
+static int on_hangup(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        e2b_req *q = userdata;
+
+        /* MHD does not watch a suspended connection: without this a client
+         * gone from a quiet stream would hold its connection (and its
+         * reader) for as long as the process runs. A create waiting for
+         * its sandbox stays suspended: its callback still comes, and ends
+         * the sandbox nobody will use. */
+        q->hup_src = sd_event_source_disable_unref(q->hup_src);
+        q->aborted = true;
+        if (!q->pending)
+                e2b_resume(q);
+        return 0;
+}
+
 void e2b_suspend(e2b_req *q) {
-        if (!q->suspended) {
-                MHD_suspend_connection(q->conn);
-                q->suspended = true;
-        }
+        const union MHD_ConnectionInfo *ci;
+
+        if (q->suspended)
+                return;
+        MHD_suspend_connection(q->conn);
+        q->suspended = true;
+        ci = MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci && !q->hup_src &&
+            sd_event_add_io(q->srv->event, &q->hup_src, ci->connect_fd, EPOLLRDHUP, on_hangup, q) >= 0)
+                (void) sd_event_source_set_priority(q->hup_src, PRIO_ENDS);
 }
 
 void e2b_resume(e2b_req *q) {
+        q->hup_src = sd_event_source_disable_unref(q->hup_src);
         if (q->suspended) {
                 q->suspended = false;
                 MHD_resume_connection(q->conn);
@@ -329,6 +351,15 @@ static void create_answer(e2b_req *q, session *s) {
 static void create_ready(session *s, int error, const char *message, void *userdata) {
         e2b_req *q = userdata;
 
+        if (!q || q->aborted) {
+                if (error >= 0)
+                        session_end_later(s, "its E2B client went away before it was ready");
+                if (q) {
+                        q->pending = NULL;
+                        e2b_resume(q);
+                }
+                return;
+        }
         q->pending = NULL;
         if (error < 0)
                 e2b_reply_error(q, 500, "the sandbox failed to start: %s", message ? message : strerror(-error));
@@ -578,6 +609,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
                 return;
         if (q->pending)
                 q->pending->ready_userdata = NULL; /* cannot happen while suspended; be safe */
+        q->hup_src = sd_event_source_disable_unref(q->hup_src);
         e2b_set_op(q, NULL, NULL);
         if (q->reply)
                 MHD_destroy_response(q->reply);

@@ -34,6 +34,8 @@ struct e2b_req {
         size_t body_len;
         bool too_large, handled, suspended;
         bool streaming;         /* a Connect server-streaming call: errors go in its end message */
+        bool aborted;           /* the client hung up while the request was suspended */
+        sd_event_source *hup_src;
         struct MHD_Response *reply; /* ready, for a suspended request */
         unsigned reply_status;
         session *pending;       /* a create waiting for its sandbox */

@@ -217,11 +217,32 @@ test('the in-sandbox API wants the sandbox\'s access token', async () => {
   }
 })
 
+test('a terminal: pty.create, sendInput, resize, on a devpts of the sandbox', async () => {
+  const sbx = await Sandbox.create()
+  try {
+    let out = ''
+    const dec = new TextDecoder()
+    const term = await sbx.pty.create({ cols: 80, rows: 24, onData: d => { out += dec.decode(d) } })
+    const enc = new TextEncoder()
+    await sbx.pty.sendInput(term.pid, enc.encode('tty; stty size\n'))
+    const t0 = Date.now()
+    while (!/24 80/.test(out) && Date.now() - t0 < 10000) await sleep(20)
+    assert.match(out, /\/dev\/pts\/\d+/)
+    assert.match(out, /24 80/)
+    await sbx.pty.resize(term.pid, { cols: 100, rows: 30 })
+    await sbx.pty.sendInput(term.pid, enc.encode('stty size; exit 7\n'))
+    await assert.rejects(term.wait(), err => err instanceof CommandExitError && err.exitCode === 7)
+    assert.match(out, /30 100/)
+  } finally {
+    await sbx.kill()
+  }
+})
+
 test('what sandpool does not do says so', async () => {
   await assert.rejects(Sandbox.create('some-other-template'), err => /only 'base'/.test(String(err)))
   const sbx = await Sandbox.create()
   try {
-    await assert.rejects(sbx.pty.create({ cols: 80, rows: 24 }), err => /terminal/.test(String(err)))
+    await assert.rejects(sbx.files.watchDir('/tmp', () => {}), err => /sandpool does not/.test(String(err)))
     await assert.rejects(sbx.pause(), err => /sandpool does not/.test(String(err)))
   } finally {
     await sbx.kill()

@@ -68,7 +68,7 @@ def test_sdk_cases(e2b_daemon):
     print(p.stderr[-3000:], file=sys.stderr)
     assert p.returncode == 0, "the SDK's cases failed (output above)"
     assert re.search(r"^ℹ fail 0$", p.stdout, re.M), p.stdout[-2000:]
-    assert re.search(r"^ℹ pass (\d+)$", p.stdout, re.M).group(1) == "11"
+    assert re.search(r"^ℹ pass (\d+)$", p.stdout, re.M).group(1) == "12"
     # every sandbox the cases made was killed or expired
     assert d.get("/v1/sessions").json["sessions"] == []
     assert d.proc.poll() is None
@@ -91,3 +91,50 @@ def test_listen_is_loopback_only(make_daemon):
     d = make_daemon({"e2b": {"listen": "0.0.0.0:8080"}}, start=False)
     with pytest.raises(RuntimeError, match="loopback"):
         d.start()
+
+
+def connections_in(port, state):
+    out = subprocess.run(["ss", "-Htn", "state", state, "( sport = :%d )" % port],
+                         capture_output=True, text=True, check=True).stdout
+    return len([line for line in out.splitlines() if line.strip()])
+
+
+def test_a_stream_whose_client_hangs_up_is_let_go(e2b_daemon):
+    """A quiet background process's stream is suspended on the server; a
+    client that goes away must not leave its connection behind (CLOSE-WAIT)
+    for as long as the process runs: the listener watches it for EPOLLRDHUP."""
+    import http.client
+    import json
+    import struct
+    import time
+    d = e2b_daemon
+    port = int(d.e2b_url.rsplit(":", 1)[1])
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("POST", "/v2/sandboxes", body="{}", headers={"X-API-Key": KEY_A, "Content-Type": "application/json"})
+    r = c.getresponse()
+    box = json.loads(r.read())
+    assert r.status == 201, box
+    msg = json.dumps({"process": {"cmd": "/bin/sleep", "args": ["60"]}}).encode()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /process.Process/Start HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\n"
+              b"E2b-Sandbox-Id: %s\r\nX-Access-Token: %s\r\nContent-Length: %d\r\n\r\n"
+              % (box["sandboxID"].encode(), box["envdAccessToken"].encode(), 5 + len(msg))
+              + struct.pack(">BI", 0, len(msg)) + msg)
+    got = b""
+    while b'"start"' not in got:
+        got += s.recv(4096)
+    assert got.startswith(b"HTTP/1.1 200"), got
+    s.close()
+    deadline = time.monotonic() + 5
+    while connections_in(port, "close-wait") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert connections_in(port, "close-wait") == 0
+    # the process itself lives on: an E2B process outlives its stream
+    c.request("POST", "/process.Process/List", body="{}", headers={
+        "Content-Type": "application/json", "E2b-Sandbox-Id": box["sandboxID"],
+        "X-Access-Token": box["envdAccessToken"]})
+    r = c.getresponse()
+    procs = json.loads(r.read())["processes"]
+    assert [p["config"]["cmd"] for p in procs] == ["/bin/sleep"], procs
+    c.request("DELETE", "/sandboxes/" + box["sandboxID"], headers={"X-API-Key": KEY_A})
+    assert c.getresponse().status == 204
