@@ -136,9 +136,13 @@ static const config_key config_keys[] = {
         { "sessions", "max_sessions_per_uid", KEY_U32, OFF(max_sessions_per_uid), "0", 0, UINT32_MAX, NULL,
           "Most concurrent sessions of one client uid; 0: no cap beyond max_pool_size." },
         { "e2b", "listen", KEY_STRING, OFF(e2b_listen), "", 0, 0, check_listen,
-          "E2B-compatible API on this IPv4 address:port (plain HTTP; empty: off). Loopback only, see docs/api.md." },
+          "E2B-compatible API on this IPv4 loopback address:port (empty: off); see docs/api.md." },
         { "e2b", "keys_file", KEY_STRING, OFF(e2b_keys_file), "", 0, 0, check_optional_path,
           "File of E2B API keys, one 'KEY:UID' a line: the uid whose sessions that key creates and sees." },
+        { "e2b", "tls_certificate", KEY_STRING, OFF(e2b_tls_certificate), "", 0, 0, check_optional_path,
+          "PEM certificate (chain) of the E2B listener: with tls_key, it speaks HTTPS." },
+        { "e2b", "tls_key", KEY_STRING, OFF(e2b_tls_key), "", 0, 0, check_optional_path,
+          "PEM private key of tls_certificate (owned by root, not readable by others)." },
 };
 #define N_KEYS ELEMENTSOF(config_keys)
 
@@ -386,8 +390,8 @@ static int check_optional_path(const char *v, uint64_t n, char *why, size_t len)
         return v[0] == '\0' ? 0 : check_path(v, n, why, len);
 }
 
-/* An IPv4 address and a port; the listener has no TLS, so only a loopback
- * address is accepted (a TLS front end may forward to it). */
+/* An IPv4 loopback address and a port: the E2B listener serves this host
+ * (a front end on the host may publish it further). */
 static int check_listen(const char *v, uint64_t n, char *why, size_t len) {
         unsigned a, b, c, d, port;
         char end;
@@ -400,7 +404,7 @@ static int check_listen(const char *v, uint64_t n, char *why, size_t len) {
                 return -EINVAL;
         }
         if (a != 127) {
-                snprintf(why, len, "plain HTTP is served on a loopback address (127.x.x.x) only: '%s'", v);
+                snprintf(why, len, "the E2B listener is served on a loopback address (127.x.x.x) only: '%s'", v);
                 return -EINVAL;
         }
         return 0;

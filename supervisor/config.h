@@ -59,6 +59,8 @@ typedef struct sp_config {
         /* [e2b] (supervisor/e2b.c) */
         char *e2b_listen;      /* NULL: off; "127.0.0.1:PORT" */
         char *e2b_keys_file;   /* lines "KEY:UID"; never logged */
+        char *e2b_tls_certificate; /* PEM; with the key: HTTPS */
+        char *e2b_tls_key;
 } sp_config;
 
 /* Where each key's value came from, for --print-config. */

@@ -160,6 +160,9 @@ struct proc_stream {
         uint64_t off[2];
         bool start_sent, ended, stopping;
         bool pty;              /* on a terminal: its output is "pty" data */
+        bool keepalive_due;
+        sd_event_source *keepalive; /* the client's Keepalive-Ping-Interval */
+        uint64_t keepalive_usec;
         char *buf;             /* envelopes not yet taken by MHD */
         size_t len, pos, cap;
 };
@@ -215,6 +218,12 @@ static int stream_next(proc_stream *ps) {
         unsigned char chunk[STREAM_CHUNK];
         command *c = ps->c;
 
+        if (ps->keepalive_due) {
+                /* a quiet process: something on the wire, so that no idle
+                 * timeout on the way (undici's body timeout is 300 s) ends it */
+                ps->keepalive_due = false;
+                return push_json(ps, 0, json_pack("{s:{s:{}}}", "event", "keepalive"));
+        }
         if (!ps->start_sent) {
                 ps->start_sent = true;
                 return push_json(ps, 0, json_pack("{s:{s:{s:I}}}", "event", "start", "pid",
@@ -293,9 +302,19 @@ static const command_reader_ops stream_reader_ops = {
         .gone = stream_gone,
 };
 
+static int on_keepalive(sd_event_source *src, uint64_t usec, void *userdata) {
+        proc_stream *ps = userdata;
+
+        ps->keepalive_due = true;
+        (void) sd_event_source_set_time_relative(src, ps->keepalive_usec);
+        e2b_resume(ps->q);
+        return 0;
+}
+
 static void stream_free(void *op) {
         proc_stream *ps = op;
 
+        ps->keepalive = sd_event_source_disable_unref(ps->keepalive);
         command_reader_remove(ps->rd);
         if (ps->prev)
                 ps->prev->next = ps->next;
@@ -335,6 +354,14 @@ static void stream_start(e2b_req *q, command *c, const uint64_t off[2]) {
         e2b_set_op(q, &stream_op_ops, ps);
         if (command_reader_add(c, &stream_reader_ops, ps, NULL, &ps->rd) < 0)
                 return e2b_reply_connect_error(q, "internal", "out of memory");
+        const char *ka = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Keepalive-Ping-Interval");
+        unsigned long secs = ka ? strtoul(ka, NULL, 10) : 0;
+        if (secs > 0) {
+                ps->keepalive_usec = MIN(secs, 3600ul) * USEC_PER_SEC;
+                if (sd_event_add_time_relative(q->srv->event, &ps->keepalive, CLOCK_MONOTONIC, ps->keepalive_usec,
+                                               USEC_PER_SEC, on_keepalive, ps) >= 0)
+                        (void) sd_event_source_set_enabled(ps->keepalive, SD_EVENT_ON); /* re-armed as it fires */
+        }
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, ps, NULL);
         if (r) {
                 MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");

@@ -48,6 +48,7 @@ typedef struct e2b_box {
 
 struct e2b {
         server *srv;
+        char *tls_cert, *tls_key; /* PEM, for MHD (which wants them in memory) */
         struct MHD_Daemon *mhd;
         sd_event_source *io, *timer, *kick;
         e2b_key *keys;
@@ -56,6 +57,14 @@ struct e2b {
 };
 
 static e2b *the_e2b; /* one listener per daemon */
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                      const char *version, const char *upload_data, size_t *upload_size,
+                                      void **con_cls);
+static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                              enum MHD_RequestTerminationCode toe);
+static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe);
 
 /* ---- keys ------------------------------------------------------------------------ */
 
@@ -141,6 +150,53 @@ static int key_uid(e2b *e, struct MHD_Connection *conn, uid_t *ret) {
                         found = 0;
                 }
         return found;
+}
+
+/* A whole PEM file. A key must be root's and unreadable by others. */
+static int read_pem(const char *path, bool secret, char **ret) {
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t n;
+
+        if (!f)
+                return log_error_errno(-errno, "Failed to open %s", path);
+        if (fstat(fileno(f), &st) < 0)
+                return -errno;
+        if (secret && (st.st_uid != 0 || (st.st_mode & 0007))) {
+                log_error("TLS key %s must be owned by root and not readable by others", path);
+                return -EPERM;
+        }
+        if (st.st_size <= 0 || st.st_size > 1024 * 1024) {
+                log_error("%s: not a PEM file of a sensible size", path);
+                return -EINVAL;
+        }
+        buf = calloc(1, (size_t) st.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        n = fread(buf, 1, (size_t) st.st_size, f);
+        if (n != (size_t) st.st_size)
+                return -EIO;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+static struct MHD_Daemon *start_mhd(e2b *e, int fd) {
+        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+
+        if (e->tls_cert)
+                return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, access_handler, e,
+                                        MHD_OPTION_HTTPS_MEM_CERT, e->tls_cert, MHD_OPTION_HTTPS_MEM_KEY,
+                                        e->tls_key, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+                                        256u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (64 * 1024),
+                                        MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_NOTIFY_COMPLETED,
+                                        request_completed, e, MHD_OPTION_NOTIFY_CONNECTION, connection_notify,
+                                        e, MHD_OPTION_END);
+        return MHD_start_daemon(flags, 0, NULL, NULL, access_handler, e, MHD_OPTION_LISTEN_SOCKET, fd,
+                                MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                (size_t) (64 * 1024), MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+                                MHD_OPTION_NOTIFY_COMPLETED, request_completed, e, MHD_OPTION_NOTIFY_CONNECTION,
+                                connection_notify, e, MHD_OPTION_END);
 }
 
 /* ---- boxes ----------------------------------------------------------------------- */
@@ -695,15 +751,25 @@ int e2b_start(server *srv) {
         r = keys_load(e, cfg->e2b_keys_file);
         if (r < 0)
                 return r;
+        if (!cfg->e2b_tls_certificate != !cfg->e2b_tls_key) {
+                log_error("[e2b] tls_certificate and tls_key go together");
+                return -EINVAL;
+        }
+        if (cfg->e2b_tls_certificate) {
+                if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+                        log_error("[e2b] tls_certificate is set but this libmicrohttpd has no TLS");
+                        return -EOPNOTSUPP;
+                }
+                r = read_pem(cfg->e2b_tls_certificate, false, &e->tls_cert);
+                if (r >= 0)
+                        r = read_pem(cfg->e2b_tls_key, true, &e->tls_key);
+                if (r < 0)
+                        return r;
+        }
         fd = listen_tcp(cfg->e2b_listen);
         if (fd < 0)
                 return log_error_errno(fd, "Failed to listen on %s for the E2B API", cfg->e2b_listen);
-        e->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                                  access_handler, e, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-                                  256u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (64 * 1024),
-                                  MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_NOTIFY_COMPLETED,
-                                  request_completed, e, MHD_OPTION_NOTIFY_CONNECTION, connection_notify, e,
-                                  MHD_OPTION_END);
+        e->mhd = start_mhd(e, fd);
         if (!e->mhd) {
                 safe_close(fd);
                 return log_error_errno(-EIO, "Failed to start the E2B HTTP server");
@@ -723,7 +789,8 @@ int e2b_start(server *srv) {
         (void) sd_event_source_set_priority(e->timer, PRIO_SERVE);
         (void) sd_event_source_set_priority(e->kick, PRIO_SERVE);
         e2b_kick(e);
-        log_info("E2B-compatible API on http://%s (%zu keys)", cfg->e2b_listen, e->n_keys);
+        log_info("E2B-compatible API on %s://%s (%zu keys)", e->tls_cert ? "https" : "http", cfg->e2b_listen,
+                 e->n_keys);
         return 0;
 }
 
@@ -740,6 +807,10 @@ void e2b_stop(server *srv) {
         if (e->mhd)
                 MHD_stop_daemon(e->mhd); /* closes the listen socket */
         keys_free(e);
+        if (e->tls_key)
+                explicit_bzero(e->tls_key, strlen(e->tls_key));
+        free(e->tls_key);
+        free(e->tls_cert);
         while (e->boxes)
                 box_drop(e, e->boxes);
         free(e);

@@ -99,27 +99,59 @@ def connections_in(port, state):
     return len([line for line in out.splitlines() if line.strip()])
 
 
-def test_a_stream_whose_client_hangs_up_is_let_go(e2b_daemon):
-    """A quiet background process's stream is suspended on the server; a
-    client that goes away must not leave its connection behind (CLOSE-WAIT)
-    for as long as the process runs: the listener watches it for EPOLLRDHUP."""
+def raw_box(port):
     import http.client
     import json
-    import struct
-    import time
-    d = e2b_daemon
-    port = int(d.e2b_url.rsplit(":", 1)[1])
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     c.request("POST", "/v2/sandboxes", body="{}", headers={"X-API-Key": KEY_A, "Content-Type": "application/json"})
     r = c.getresponse()
     box = json.loads(r.read())
     assert r.status == 201, box
-    msg = json.dumps({"process": {"cmd": "/bin/sleep", "args": ["60"]}}).encode()
+    return c, box
+
+
+def raw_start(port, box, argv, extra=b""):
+    import json
+    import struct
+    msg = json.dumps({"process": {"cmd": argv[0], "args": argv[1:]}}).encode()
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(b"POST /process.Process/Start HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\n"
-              b"E2b-Sandbox-Id: %s\r\nX-Access-Token: %s\r\nContent-Length: %d\r\n\r\n"
-              % (box["sandboxID"].encode(), box["envdAccessToken"].encode(), 5 + len(msg))
+              b"E2b-Sandbox-Id: %s\r\nX-Access-Token: %s\r\n%sContent-Length: %d\r\n\r\n"
+              % (box["sandboxID"].encode(), box["envdAccessToken"].encode(), extra, 5 + len(msg))
               + struct.pack(">BI", 0, len(msg)) + msg)
+    return s
+
+
+def test_a_quiet_stream_gets_keepalive_events(e2b_daemon):
+    """Keepalive-Ping-Interval (the SDK asks for 50 s): a process that says
+    nothing still gets something on the wire at that interval, so that no
+    idle timeout on the way (undici's body timeout) ends its stream."""
+    port = int(e2b_daemon.e2b_url.rsplit(":", 1)[1])
+    c, box = raw_box(port)
+    s = raw_start(port, box, ["/bin/sleep", "3.5"], b"Keepalive-Ping-Interval: 1\r\n")
+    got = b""
+    s.settimeout(20)
+    while b'"end"' not in got:
+        chunk = s.recv(65536)
+        assert chunk, got
+        got += chunk
+    s.close()
+    assert got.count(b'"keepalive"') >= 2, got
+    assert got.index(b'"start"') < got.index(b'"keepalive"') < got.index(b'"end"')
+    c.request("DELETE", "/sandboxes/" + box["sandboxID"], headers={"X-API-Key": KEY_A})
+    assert c.getresponse().status == 204
+
+
+def test_a_stream_whose_client_hangs_up_is_let_go(e2b_daemon):
+    """A quiet background process's stream is suspended on the server; a
+    client that goes away must not leave its connection behind (CLOSE-WAIT)
+    for as long as the process runs: the listener watches it for EPOLLRDHUP."""
+    import json
+    import time
+    d = e2b_daemon
+    port = int(d.e2b_url.rsplit(":", 1)[1])
+    c, box = raw_box(port)
+    s = raw_start(port, box, ["/bin/sleep", "60"])
     got = b""
     while b'"start"' not in got:
         got += s.recv(4096)
@@ -138,3 +170,44 @@ def test_a_stream_whose_client_hangs_up_is_let_go(e2b_daemon):
     assert [p["config"]["cmd"] for p in procs] == ["/bin/sleep"], procs
     c.request("DELETE", "/sandboxes/" + box["sandboxID"], headers={"X-API-Key": KEY_A})
     assert c.getresponse().status == 204
+
+
+def test_sdk_over_https(make_daemon, tmp_path):
+    """[e2b] tls_certificate/tls_key: the SDK speaks HTTPS to the listener
+    (a self-signed certificate for 127.0.0.1, trusted through
+    NODE_EXTRA_CA_CERTS), a few of the cases over it."""
+    require_sdk()
+    if not shutil.which("openssl"):
+        print("SKIP: openssl is missing", file=sys.stderr)
+        pytest.exit("SKIP: openssl is missing", returncode=SKIP)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    key.chmod(0o600)
+    keys = tmp_path / "e2b-keys"
+    keys.write_text("%s:0\n%s:%d\n" % (KEY_A, KEY_B, UID_B))
+    keys.chmod(0o600)
+    port = free_port()
+    d = make_daemon({"images": {"rootfs": IMAGE},
+                     "e2b": {"listen": "127.0.0.1:%d" % port, "keys_file": str(keys),
+                             "tls_certificate": str(cert), "tls_key": str(key)}})
+    url = "https://127.0.0.1:%d" % port
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SANDPOOL_", "E2B_", "NODE_"))}
+    env.update(E2B_API_URL=url, E2B_SANDBOX_URL=url, E2B_API_KEY=KEY_A, E2B_KEY_B=KEY_B, E2B_UID_B=str(UID_B),
+               SANDPOOL_SOCKET=d.socket, NODE_EXTRA_CA_CERTS=str(cert))
+    p = subprocess.run(["node", "--test", "--test-reporter=spec",
+                        "--test-name-pattern=prints 42|files:|background command|bad key",
+                        os.path.join(E2B_DIR, "sdk-cases.mjs")],
+                       cwd=E2B_DIR, env=env, capture_output=True, text=True, timeout=240)
+    print(p.stdout[-6000:])
+    print(p.stderr[-3000:], file=sys.stderr)
+    assert p.returncode == 0, "the SDK's cases over HTTPS failed (output above)"
+    assert re.search(r"^ℹ pass 4$", p.stdout, re.M), p.stdout[-2000:]
+    assert "E2B-compatible API on https://" in d.read_log()
+    # and plain HTTP is not spoken on it
+    env.update(E2B_API_URL="http://127.0.0.1:%d" % port)
+    p = subprocess.run(["node", "-e", "fetch(process.env.E2B_API_URL + '/v2/sandboxes')"
+                        ".then(r => console.log('status', r.status), e => console.log('refused', e.cause?.code ?? e))"],
+                       env=env, capture_output=True, text=True, timeout=30)
+    assert "status 200" not in p.stdout and "status 401" not in p.stdout, p.stdout
