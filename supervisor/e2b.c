@@ -58,6 +58,22 @@ struct e2b {
 
 static e2b *the_e2b; /* one listener per daemon */
 
+/* A client has this long to send its request's headers, and a JSON body
+ * after them: MHD's idle timeout alone lets a client that sends a byte
+ * every few seconds hold a connection forever. Uploads are bounded by
+ * max_upload and MHD's idle timeout. */
+#define HEADER_DEADLINE_USEC (10 * USEC_PER_SEC)
+#define BODY_DEADLINE_USEC (30 * USEC_PER_SEC)
+/* ... and a kept-alive connection this long for its next request (longer
+ * than clients keep idle connections: undici's 4 s, so they close first) */
+#define KEEPALIVE_DEADLINE_USEC (60 * USEC_PER_SEC)
+
+typedef struct e2b_conn {
+        e2b *e;
+        int fd;
+        sd_event_source *deadline;
+} e2b_conn;
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                       const char *version, const char *upload_data, size_t *upload_size,
                                       void **con_cls);
@@ -65,6 +81,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
                               enum MHD_RequestTerminationCode toe);
 static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe);
+static void conn_deadline(struct MHD_Connection *conn, usec_t in);
 
 /* ---- keys ------------------------------------------------------------------------ */
 
@@ -624,6 +641,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
                 *con_cls = q;
                 if (is_envd(url))
                         e2b_envd_begin(q); /* an upload takes its body as it comes */
+                /* the headers are in: now the body, if any, has its own time */
+                conn_deadline(conn, q->upload ? 0 : BODY_DEADLINE_USEC);
                 return MHD_YES;
         }
         if (*upload_size > 0) {
@@ -644,6 +663,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
                 *upload_size = 0;
                 return MHD_YES;
         }
+        conn_deadline(conn, 0);
         if (!q->handled) {
                 q->handled = true;
                 e->srv->metrics.requests_total++;
@@ -666,6 +686,8 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
         if (q->pending)
                 q->pending->ready_userdata = NULL; /* cannot happen while suspended; be safe */
         q->hup_src = sd_event_source_disable_unref(q->hup_src);
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+                conn_deadline(conn, KEEPALIVE_DEADLINE_USEC);
         e2b_set_op(q, NULL, NULL);
         if (q->reply)
                 MHD_destroy_response(q->reply);
@@ -704,10 +726,56 @@ static int on_kick(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+static int on_conn_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
+        e2b_conn *c = userdata;
+
+        /* MHD owns the fd: shut it down, MHD sees EOF and closes it */
+        log_debug("E2B listener: closing a connection too slow to send its request");
+        c->e->srv->metrics.header_deadline_closes++;
+        (void) shutdown(c->fd, SHUT_RDWR);
+        e2b_kick(c->e);
+        return 0;
+}
+
+static void conn_deadline(struct MHD_Connection *conn, usec_t in) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        e2b_conn *c = ci ? ci->socket_context : NULL;
+
+        if (!c || !c->deadline)
+                return;
+        if (in == 0)
+                (void) sd_event_source_set_enabled(c->deadline, SD_EVENT_OFF);
+        else {
+                (void) sd_event_source_set_time(c->deadline, now_mono() + in);
+                (void) sd_event_source_set_enabled(c->deadline, SD_EVENT_ONESHOT);
+        }
+}
+
 static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe) {
-        if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
-                e2b_kick(cls); /* after the connection limit, MHD needs a run to listen again */
+        e2b *e = cls;
+        e2b_conn *c;
+
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                c = calloc(1, sizeof(*c));
+                if (!c)
+                        return;
+                *c = (e2b_conn) { .e = e, .fd = ci ? ci->connect_fd : -1 };
+                if (sd_event_add_time(e->srv->event, &c->deadline, CLOCK_MONOTONIC, now_mono() + HEADER_DEADLINE_USEC,
+                                      USEC_PER_MSEC * 10, on_conn_deadline, c) >= 0)
+                        (void) sd_event_source_set_priority(c->deadline, PRIO_ENDS);
+                e->srv->metrics.connections_accepted++;
+                *socket_context = c;
+                return;
+        }
+        c = *socket_context;
+        *socket_context = NULL;
+        if (c) {
+                c->deadline = sd_event_source_disable_unref(c->deadline);
+                free(c);
+        }
+        e2b_kick(e); /* after the connection limit, MHD needs a run to listen again */
 }
 
 static int listen_tcp(const char *spec) {

@@ -211,3 +211,27 @@ def test_sdk_over_https(make_daemon, tmp_path):
                         ".then(r => console.log('status', r.status), e => console.log('refused', e.cause?.code ?? e))"],
                        env=env, capture_output=True, text=True, timeout=30)
     assert "status 200" not in p.stdout and "status 401" not in p.stdout, p.stdout
+
+
+def test_a_slow_client_is_cut_off(e2b_daemon):
+    """A client that sends its headers a byte at a time (slowloris) is
+    closed after the header deadline (10 s), although it is never idle
+    long enough for MHD's own idle timeout."""
+    import time
+    port = int(e2b_daemon.e2b_url.rsplit(":", 1)[1])
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(1)
+    t0 = time.monotonic()
+    s.sendall(b"GET /v2/sandboxes HTTP/1.1\r\nHost: x\r\n")
+    closed = False
+    while time.monotonic() - t0 < 25 and not closed:
+        try:
+            s.sendall(b"X")
+            closed = s.recv(1) == b""
+        except socket.timeout:
+            pass
+        except OSError:
+            closed = True
+    s.close()
+    assert closed, "the slow client was still connected after 25 s"
+    assert 9 <= time.monotonic() - t0 <= 16
