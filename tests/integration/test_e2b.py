@@ -235,3 +235,28 @@ def test_a_slow_client_is_cut_off(e2b_daemon):
     s.close()
     assert closed, "the slow client was still connected after 25 s"
     assert 9 <= time.monotonic() - t0 <= 16
+
+
+def test_the_daemon_stops_with_streams_open(e2b_daemon):
+    """SIGTERM while a process stream is suspended on the listener: the
+    daemon lets the stream go, exits 0 within its drain time and leaves
+    nothing behind (Daemon.stop checks)."""
+    d = e2b_daemon
+    port = int(d.e2b_url.rsplit(":", 1)[1])
+    _, box = raw_box(port)
+    s = raw_start(port, box, ["/bin/sleep", "60"])
+    s.settimeout(10)
+    got = b""
+    while b'"start"' not in got:
+        got += s.recv(4096)
+    assert d.stop() == 0
+    rest = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    except OSError:
+        pass
+    s.close()
