@@ -506,15 +506,55 @@ static void api_create(e2b_req *q, uid_t uid, json_t *body) {
         e2b_suspend(q);
 }
 
-static json_t *list_json(e2b *e, uid_t uid) {
+static void percent_decode(char *p) {
+        char *w = p;
+
+        for (; *p; p++) {
+                unsigned v;
+                if (*p == '%' && p[1] && p[2] && sscanf(p + 1, "%2x", &v) == 1) {
+                        *w++ = (char) v;
+                        p += 2;
+                } else
+                        *w++ = *p == '+' ? ' ' : *p;
+        }
+        *w = 0;
+}
+
+/* The list's filters: metadata=k%3Dv%26k2%3Dv2 (pairs the session's labels
+ * must have), state=running,paused (sandpool's are all running). */
+static bool list_match(session *s, const char *metadata, const char *state) {
+        _cleanup_free_ char *copy = metadata ? strdup(metadata) : NULL;
+        char *save = NULL;
+
+        if (state && !strstr(state, "running"))
+                return false;
+        if (!copy)
+                return true;
+        for (char *kv = strtok_r(copy, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+                char *eq = strchr(kv, '=');
+                if (!eq)
+                        return false;
+                *eq = 0;
+                percent_decode(kv);
+                percent_decode(eq + 1);
+                const char *have = json_string_value(json_object_get(s->labels, kv));
+                if (!have || !streq(have, eq + 1))
+                        return false;
+        }
+        return true;
+}
+
+static json_t *list_json(e2b_req *q, uid_t uid) {
+        const char *md = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "metadata");
+        const char *state = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "state");
         json_t *a = json_array();
 
-        for (e2b_box *b = e->boxes, *next; a && b; b = next) {
+        for (e2b_box *b = q->e->boxes, *next; a && b; b = next) {
                 next = b->next;
                 if (b->uid != uid)
                         continue;
-                session *s = box_session(e, b);
-                if (s && s->state == SESSION_READY)
+                session *s = box_session(q->e, b);
+                if (s && s->state == SESSION_READY && list_match(s, md, state))
                         json_array_append_new(a, box_json(s, b, false));
         }
         return a;
@@ -602,7 +642,7 @@ static void control_dispatch(e2b_req *q) {
         if (streq(u, "/sandboxes") && streq(q->method, "POST"))
                 return api_create(q, uid, body);
         if (streq(u, "/sandboxes") && streq(q->method, "GET"))
-                return e2b_reply_json(q, 200, list_json(q->e, uid));
+                return e2b_reply_json(q, 200, list_json(q, uid));
         if (startswith(u, "/sandboxes/"))
                 return api_sandbox(q, uid, u + strlen("/sandboxes/"), body);
         e2b_reply_error(q, 501, "sandpool does not support %s %s (templates, snapshots, volumes, teams)", q->method,

@@ -44,6 +44,10 @@ test('create, then python3 prints 42; the sandbox is a sandpool session of the k
     assert.equal(info.templateId, 'base')
     assert.deepEqual(info.metadata, { purpose: 'e2b-test' })
     assert.ok(info.endAt > info.startedAt)
+    const found = await Sandbox.list({ query: { metadata: { purpose: 'e2b-test' } } }).nextItems()
+    assert.deepEqual(found.map(x => x.sandboxId), [sbx.sandboxId])
+    assert.deepEqual(await Sandbox.list({ query: { metadata: { purpose: 'other' } } }).nextItems(), [])
+    assert.deepEqual(await Sandbox.list({ query: { state: ['paused'] } }).nextItems(), [])
   } finally {
     await sbx.kill()
   }
@@ -74,6 +78,9 @@ test('files: write, read, list, makeDir, rename, getInfo, exists, remove', async
     // the same bytes through a command, and owned by the sandbox user
     const cat = await sbx.commands.run('cat /tmp/e2b/deep/hello.txt; stat -c %U /tmp/e2b/deep/hello.txt')
     assert.equal(cat.stdout, 'hello from the SDK\nsandbox\n')
+    const many = await sbx.files.write([{ path: '/tmp/m/a.txt', data: 'A' }, { path: '/tmp/m/b.txt', data: 'BB' }])
+    assert.deepEqual(many.map(f => f.path), ['/tmp/m/a.txt', '/tmp/m/b.txt'])
+    assert.equal((await sbx.commands.run('cat /tmp/m/a.txt /tmp/m/b.txt')).stdout, 'ABB')
     const bin = new Uint8Array([0, 1, 2, 250, 255])
     await sbx.files.write('rel.bin', bin.buffer)
     assert.deepEqual(await sbx.files.read('/home/sandbox/rel.bin', { format: 'bytes' }), bin)
