@@ -115,7 +115,7 @@ void e2b_connect_reply(e2b_req *q, json_t *msg) {
 }
 
 /* One envelope, appended to a growing buffer. */
-static int envelope_append(char **buf, size_t *len, size_t *cap, unsigned flags, const char *json, size_t n) {
+int e2b_envelope_append(char **buf, size_t *len, size_t *cap, unsigned flags, const char *json, size_t n) {
         if (*len + n + 5 > *cap) {
                 size_t c = MAX(*cap * 2, *len + n + 5);
                 char *b = realloc(*buf, c);
@@ -141,7 +141,7 @@ void e2b_envd_stream_error(e2b_req *q, const char *code, const char *message) {
         json_auto_t *end = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
         _cleanup_free_ char *s = end ? json_dumps(end, JSON_COMPACT) : NULL;
 
-        if (!s || envelope_append(&buf, &len, &cap, ENVELOPE_END, s, strlen(s)) < 0)
+        if (!s || e2b_envelope_append(&buf, &len, &cap, ENVELOPE_END, s, strlen(s)) < 0)
                 return e2b_reply(q, 500, NULL);
         struct MHD_Response *r = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_COPY);
         if (r)
@@ -177,7 +177,7 @@ static int push_json(proc_stream *ps, unsigned flags, json_t *o) {
                 return -ENOMEM;
         if (ps->pos == ps->len)
                 ps->pos = ps->len = 0;
-        return envelope_append(&ps->buf, &ps->len, &ps->cap, flags, s, strlen(s)) < 0 ? -ENOMEM : 1;
+        return e2b_envelope_append(&ps->buf, &ps->len, &ps->cap, flags, s, strlen(s)) < 0 ? -ENOMEM : 1;
 }
 
 static int push_data(proc_stream *ps, int which, const unsigned char *p, size_t n) {
@@ -193,7 +193,7 @@ static int push_data(proc_stream *ps, int which, const unsigned char *p, size_t 
         k += 4;
         if (ps->pos == ps->len)
                 ps->pos = ps->len = 0;
-        return envelope_append(&ps->buf, &ps->len, &ps->cap, 0, s, k) < 0 ? -ENOMEM : 1;
+        return e2b_envelope_append(&ps->buf, &ps->len, &ps->cap, 0, s, k) < 0 ? -ENOMEM : 1;
 }
 
 static json_t *end_event(const job_result *res) {

@@ -22,5 +22,8 @@ void e2b_envd_stop_all(void);
 json_t *e2b_connect_message(e2b_req *q);
 /* Reply to a unary call with a message (steals it). */
 void e2b_connect_reply(e2b_req *q, json_t *msg);
+/* One Connect envelope (flags: 0, or 0x02 for the end of a stream) of n
+ * bytes of JSON, appended to *buf (grown as needed). */
+int e2b_envelope_append(char **buf, size_t *len, size_t *cap, unsigned flags, const char *json, size_t n);
 /* Bytes from base64 (standard or URL alphabet, padding optional); -EINVAL. */
 int e2b_base64_decode(const char *in, void **ret, size_t *ret_len);

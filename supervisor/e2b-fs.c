@@ -11,6 +11,7 @@
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <sys/fsuid.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -513,15 +514,172 @@ static void fs_move(e2b_req *q, session *s, json_t *msg) {
         e2b_connect_reply(q, json_pack("{s:o?}", "entry", entry_info(s, dd, dn, dst)));
 }
 
+/* ---- WatchDir: inotify on one directory (not recursive) ----------------------------- *
+ * WatchDirResponse's oneof is at its top: {"start": {}}, {"filesystem":
+ * {name, type}}, {"keepalive": {}} (a process event is one level deeper). */
+
+typedef struct fs_watch {
+        e2b_req *q;
+        int ifd;
+        sd_event_source *io, *keepalive;
+        uint64_t keepalive_usec;
+        bool start_sent, ended, keepalive_due;
+        char *buf;
+        size_t len, pos, cap;
+} fs_watch;
+
+static void fs_watch_free(void *op) {
+        fs_watch *w = op;
+
+        w->io = sd_event_source_disable_unref(w->io);
+        w->keepalive = sd_event_source_disable_unref(w->keepalive);
+        safe_close(w->ifd);
+        free(w->buf);
+        free(w);
+}
+
+static const e2b_op_ops fs_watch_ops = { .free = fs_watch_free };
+
+static int watch_push(fs_watch *w, unsigned flags, json_t *o) {
+        _cleanup_free_ char *j = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+        json_decref(o);
+        if (!j)
+                return -ENOMEM;
+        if (w->pos == w->len)
+                w->pos = w->len = 0;
+        return e2b_envelope_append(&w->buf, &w->len, &w->cap, flags, j, strlen(j));
+}
+
+/* inotify's events as envd (fsnotify) names them: 1 create, 2 write,
+ * 3 remove, 4 rename, 5 chmod. */
+static int event_type(uint32_t mask) {
+        return mask & (IN_CREATE | IN_MOVED_TO) ? 1 : mask & IN_MODIFY ? 2 : mask & IN_DELETE ? 3
+               : mask & IN_MOVED_FROM ? 4 : mask & IN_ATTRIB ? 5 : 0;
+}
+
+static void watch_read(fs_watch *w) {
+        char ev[16 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+        ssize_t n;
+
+        while ((n = read(w->ifd, ev, sizeof(ev))) > 0)
+                for (char *p = ev; p < ev + n;) {
+                        const struct inotify_event *ie = (const struct inotify_event *) p;
+                        p += sizeof(*ie) + ie->len;
+                        if (ie->mask & (IN_IGNORED | IN_DELETE_SELF | IN_UNMOUNT | IN_MOVE_SELF)) {
+                                /* the directory is gone: so is the watch */
+                                if (!w->ended)
+                                        (void) watch_push(w, 0x02, json_pack("{s:{s:s,s:s}}", "error", "code",
+                                                                              "not_found", "message",
+                                                                              "the watched directory is gone"));
+                                w->ended = true;
+                                return;
+                        }
+                        int t = event_type(ie->mask);
+                        if (t && ie->len && !w->ended)
+                                (void) watch_push(w, 0, json_pack("{s:{s:s,s:i}}", "filesystem", "name", ie->name,
+                                                                  "type", t));
+                }
+}
+
+static int on_watch_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        fs_watch *w = userdata;
+
+        watch_read(w);
+        if (w->ended)
+                w->io = sd_event_source_disable_unref(w->io);
+        e2b_resume(w->q);
+        return 0;
+}
+
+static int on_watch_keepalive(sd_event_source *src, uint64_t usec, void *userdata) {
+        fs_watch *w = userdata;
+
+        w->keepalive_due = true;
+        (void) sd_event_source_set_time_relative(src, w->keepalive_usec);
+        e2b_resume(w->q);
+        return 0;
+}
+
+static ssize_t watch_reader(void *cls, uint64_t pos, char *out, size_t max) {
+        fs_watch *w = cls;
+
+        if (w->q->aborted)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (!w->start_sent) {
+                w->start_sent = true;
+                if (watch_push(w, 0, json_pack("{s:{}}", "start")) < 0)
+                        return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (w->keepalive_due) {
+                w->keepalive_due = false;
+                if (watch_push(w, 0, json_pack("{s:{}}", "keepalive")) < 0)
+                        return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (w->pos < w->len) {
+                size_t n = MIN(max, w->len - w->pos);
+                memcpy(out, w->buf + w->pos, n);
+                w->pos += n;
+                return (ssize_t) n;
+        }
+        if (w->ended)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        e2b_suspend(w->q);
+        return 0;
+}
+
+static void fs_watch_dir(e2b_req *q, session *s, const char *path, json_t *msg) {
+        _cleanup_close_ int dfd = -EBADF, ifd = -EBADF;
+        char p[64];
+        int k;
+
+        if (!q->streaming)
+                return e2b_reply_connect_error(q, "invalid_argument", "WatchDir is a server-streaming call");
+        if (json_is_true(json_object_get(msg, "recursive")))
+                return e2b_reply_connect_error(q, "unimplemented", "sandpool does not watch directories recursively yet");
+        k = open_in_root(s, path, O_PATH | O_DIRECTORY, &dfd);
+        if (k < 0)
+                return reply_fs_errno(q, k, "watch", path);
+        ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (ifd < 0)
+                return reply_fs_errno(q, -errno, "watch", path);
+        /* the resolved directory itself, through our own /proc; read access
+         * is checked against the sandbox user's fs ids (the caller's scope) */
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", dfd);
+        if (inotify_add_watch(ifd, p, IN_CREATE | IN_MOVED_TO | IN_MODIFY | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB |
+                                      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) < 0)
+                return reply_fs_errno(q, -errno, "watch", path);
+        fs_watch *w = calloc(1, sizeof(*w));
+        if (!w)
+                return e2b_reply_connect_error(q, "internal", "out of memory");
+        *w = (fs_watch) { .q = q, .ifd = TAKE_FD(ifd) };
+        e2b_set_op(q, &fs_watch_ops, w);
+        if (sd_event_add_io(q->srv->event, &w->io, w->ifd, EPOLLIN, on_watch_io, w) < 0)
+                return e2b_reply_connect_error(q, "internal", "cannot watch %s", path);
+        const char *ka = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Keepalive-Ping-Interval");
+        unsigned long secs = ka ? strtoul(ka, NULL, 10) : 0;
+        if (secs > 0) {
+                w->keepalive_usec = MIN(secs, 3600ul) * USEC_PER_SEC;
+                if (sd_event_add_time_relative(q->srv->event, &w->keepalive, CLOCK_MONOTONIC, w->keepalive_usec,
+                                               USEC_PER_SEC, on_watch_keepalive, w) >= 0)
+                        (void) sd_event_source_set_enabled(w->keepalive, SD_EVENT_ON);
+        }
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, watch_reader, w, NULL);
+        if (r)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
+        e2b_reply(q, 200, r);
+}
+
 void e2b_fs_rpc(e2b_req *q, session *s, const char *name, json_t *msg) {
         _cleanup_free_ char *path = NULL;
         AS_USER(s); /* every step, stat and listing included */
 
         if (streq(name, "Move"))
                 return fs_move(q, s, msg);
-        if (!streq(name, "Stat") && !streq(name, "ListDir") && !streq(name, "MakeDir") && !streq(name, "Remove"))
+        if (!streq(name, "Stat") && !streq(name, "ListDir") && !streq(name, "MakeDir") && !streq(name, "Remove") &&
+            !streq(name, "WatchDir"))
                 return e2b_reply_connect_error(q, "unimplemented", "sandpool does not implement "
-                                               "filesystem.Filesystem/%s (no directory watching yet)", name);
+                                               "filesystem.Filesystem/%s (polled watchers)", name);
         path = abs_path(json_string_value(json_object_get(msg, "path")));
         if (!path)
                 return e2b_reply_connect_error(q, "internal", "out of memory");
@@ -531,5 +689,7 @@ void e2b_fs_rpc(e2b_req *q, session *s, const char *name, json_t *msg) {
                 return fs_list(q, s, path, msg);
         if (streq(name, "MakeDir"))
                 return fs_make_dir(q, s, path);
+        if (streq(name, "WatchDir"))
+                return fs_watch_dir(q, s, path, msg);
         fs_remove(q, s, path);
 }

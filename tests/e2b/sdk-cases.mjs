@@ -108,6 +108,26 @@ test('files: write, read, list, makeDir, rename, getInfo, exists, remove', async
   }
 })
 
+test('watchDir: create, write, rename and remove in a directory reach the SDK', async () => {
+  const sbx = await Sandbox.create()
+  try {
+    await sbx.files.makeDir('/tmp/w')
+    const events = []
+    const handle = await sbx.files.watchDir('/tmp/w', e => events.push(`${e.type}:${e.name}`))
+    await sbx.files.write('/tmp/w/a.txt', 'one')
+    await sbx.commands.run('echo more >> /tmp/w/a.txt; mv /tmp/w/a.txt /tmp/w/b.txt; rm /tmp/w/b.txt')
+    const t0 = Date.now()
+    while (!events.includes('remove:b.txt') && Date.now() - t0 < 5000) await sleep(20)
+    await handle.stop()
+    for (const e of ['create:a.txt', 'write:a.txt', 'rename:a.txt', 'create:b.txt', 'remove:b.txt']) {
+      assert.ok(events.includes(e), `${e} not in ${JSON.stringify(events)}`)
+    }
+    await assert.rejects(sbx.files.watchDir('/tmp/not-there', () => {}))
+  } finally {
+    await sbx.kill()
+  }
+})
+
 test('a background command: onStdout streams, list shows it, connect(pid) gets the rest and the exit', async () => {
   const sbx = await Sandbox.create()
   try {
@@ -249,7 +269,7 @@ test('what sandpool does not do says so', async () => {
   await assert.rejects(Sandbox.create('some-other-template'), err => /only 'base'/.test(String(err)))
   const sbx = await Sandbox.create()
   try {
-    await assert.rejects(sbx.files.watchDir('/tmp', () => {}), err => /sandpool does not/.test(String(err)))
+    await assert.rejects(sbx.files.watchDir('/tmp', () => {}, { recursive: true }), err => /sandpool does not/.test(String(err)))
     await assert.rejects(sbx.pause(), err => /sandpool does not/.test(String(err)))
   } finally {
     await sbx.kill()
