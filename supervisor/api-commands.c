@@ -387,11 +387,12 @@ static void reader_wake(command_reader *rd, void *userdata) {
 static void reader_gone(void *userdata) {
         output_op *op = userdata;
 
-        /* The command is still here for this call: what the reader has not
-         * had yet, up to the exit, is queued now (bounded by the rings). */
+        /* The reader is freed already; the command is still here for this
+         * call: what the reader has not had yet, up to the exit, is queued
+         * now (bounded by the rings). */
+        op->rd = NULL;
         while (!op->ended && op->c && command_exited(op->c) && output_next(op) > 0)
                 ;
-        op->rd = NULL;
         op->c = NULL;
         op->r->session = NULL; /* it is ending: not ours to hold */
         if (op->r->suspended)
