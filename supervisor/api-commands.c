@@ -26,7 +26,7 @@ static const char *const stream_names[2] = {"stdout", "stderr"};
 
 static command_set *session_commands(session *s) {
         if (!s->commands)
-                s->commands = command_set_new(s->srv->config.cfg.max_commands);
+                s->commands = command_set_new(s->srv->config.cfg.max_commands, s->srv->config.cfg.command_buffer_total);
         return s->commands;
 }
 

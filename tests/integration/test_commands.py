@@ -476,3 +476,35 @@ def test_a_reader_with_backpressure_loses_nothing(d, sid):
             break
     rd.cut()
     assert dropped > 0 and got + dropped == len(want)
+
+
+def test_the_sessions_rings_share_a_memory_budget(d):
+    small = Daemon(conf={"limits": {"command_buffer": "1M", "command_buffer_total": "256K"}}).start()
+    try:
+        s = small.session()
+        want = "".join("%d\n" % i for i in range(1, 150001))
+        # three at once: they share the budget (an exited one would give
+        # its memory to the next, see below)
+        ids = [start(small, s, shell="sleep 0.3; seq 1 150000")["id"] for _ in range(3)]
+        for cid in ids:
+            wait_exit(small, s, cid)
+        held = 0
+        for cid in ids:
+            info = command(small, s, cid)["stdout"]
+            assert info["bytes"] == len(want)
+            held += info["bytes"] - info["first_offset"]
+            # what each one holds is exactly the end of its output
+            evs = read_all(small, s, cid)
+            assert evs[0]["type"] == "dropped"
+            assert stdout_of(evs) == want[info["first_offset"]:]
+        # the budget, and each ring's first 16 KiB (and stderr's), at most
+        assert 256 * 1024 <= held <= 256 * 1024 + 3 * 2 * 16384, held
+        buffers = sorted(command(small, s, cid)["stdout"]["buffer"] for cid in ids)
+        assert buffers[0] == 16384 and buffers[-1] < 1024 * 1024, buffers
+        # a new command takes the memory of the oldest exited ones
+        start(small, s, argv=["true"])
+        listed = [c["id"] for c in small.get("/v1/sessions/%s/commands" % s).json["commands"]]
+        assert ids[0] not in listed
+        small.stop()
+    finally:
+        small.cleanup()
