@@ -500,7 +500,8 @@ def test_the_sessions_rings_share_a_memory_budget(d):
         # the budget, and each ring's first 16 KiB (and stderr's), at most
         assert 256 * 1024 <= held <= 256 * 1024 + 3 * 2 * 16384, held
         buffers = sorted(command(small, s, cid)["stdout"]["buffer"] for cid in ids)
-        assert buffers[0] == 16384 and buffers[-1] < 1024 * 1024, buffers
+        # as they grew side by side (which took how much depends on timing)
+        assert sum(buffers) <= 256 * 1024 + 3 * 16384 and buffers[-1] < 1024 * 1024, buffers
         # a new command takes the memory of the oldest exited ones
         start(small, s, argv=["true"])
         listed = [c["id"] for c in small.get("/v1/sessions/%s/commands" % s).json["commands"]]
