@@ -192,11 +192,13 @@ static void test_json_bytes(void **state) {
 /* The hand-written escaping of background output events says exactly
  * what jansson says of json_bytes() for the same bytes. */
 static void test_json_escape_bytes_matches_jansson(void **state) {
+#define CASE(lit) { lit, sizeof(lit) - 1 }
         static const struct { const char *s; size_t n; } cases[] = {
-                { "plain ascii 123", 15 }, { "q\"b\\s/", 7 }, { "\n\r\t\b\f\x01\x1f\x7f", 8 },
-                { "x\0y", 3 }, { "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 15 },
-                { "bad \xff \xc3 \xed\xa0\x80 \xc0\xaf end", 20 }, { "\xe2\x82", 2 }, { "", 0 },
+                CASE("plain ascii 123"), CASE("q\"b\\s/"), CASE("\n\r\t\b\f\x01\x1f\x7f"),
+                CASE("x\0y"), CASE("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+                CASE("bad \xff \xc3 \xed\xa0\x80 \xc0\xaf end"), CASE("\xe2\x82"), CASE(""),
         };
+#undef CASE
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 char out[256];
                 size_t n = json_escape_bytes(cases[i].s, cases[i].n, out);
