@@ -101,7 +101,7 @@ static void reply_start_error(request *r, int err, const sp_error *e) {
 /* The body of exec, with background true (the default here). */
 static int commands_params(request *r, exec_params *p) {
         json_auto_t *body = request_json_body(r, false);
-        char *msg = NULL;
+        sp_error err = {};
         json_t *bg;
 
         if (!body)
@@ -113,19 +113,15 @@ static int commands_params(request *r, exec_params *p) {
         }
         if (!bg && json_object_set_new(body, "background", json_true()) < 0)
                 return reply_error(r, 500, "internal", "out of memory"), -ENOMEM;
-        int k = exec_params_from_json(r->srv, r->session, body, p, &msg);
+        int k = exec_params_from_json(r->srv, r->session, body, p, &err);
         if (k == 0 && p->stream)
-                k = -EINVAL, msg = strdup("'stream' is for exec: a background command's output is read with "
-                                          "GET .../commands/{cid}/output");
-        if (k < 0) {
-                if (k == -ENOMEM || !msg)
-                        reply_error(r, 500, "internal", "out of memory");
-                else
-                        reply_error(r, 400, "bad_request", "%s", msg);
-                free(msg);
-                return k;
-        }
-        return 0;
+                k = sp_error_set(&err, -EINVAL, "'stream' is for exec: a background command's output is read with "
+                                                "GET .../commands/{cid}/output");
+        if (k == -EINVAL)
+                reply_error(r, 400, "bad_request", "%s", err.message);
+        else if (k < 0)
+                reply_error(r, 500, "internal", "out of memory");
+        return k < 0 ? k : 0;
 }
 
 /* A terminal wants a TERM: xterm's, unless the request named one. */
@@ -492,12 +488,12 @@ void api_command_resize(request *r) {
         command *c = command_from_url(r);
         json_auto_t *body = NULL;
         uint64_t rows = 0, cols = 0;
-        const char *why = NULL;
+        sp_error err = {};
         job *j;
 
         if (!c || !(body = request_json_body(r, false)))
                 return;
-        if (json_get_uint(body, "rows", 1000, &rows, &why) < 0 || json_get_uint(body, "cols", 1000, &cols, &why) < 0 ||
+        if (json_get_uint(body, "rows", 1000, &rows, &err) < 0 || json_get_uint(body, "cols", 1000, &cols, &err) < 0 ||
             rows == 0 || cols == 0)
                 return reply_error(r, 400, "bad_request", "'rows' and 'cols' must be integers from 1 to 1000");
         j = command_job(c);

@@ -78,17 +78,8 @@ static char **envp_build(json_t *session_env, json_t *req_env) {
         return envp;
 }
 
-static int fail(char **ret_err, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **ret_err, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret_err, fmt, ap) < 0)
-                *ret_err = NULL;
-        va_end(ap);
-        return -EINVAL;
-}
 
-int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, char **ret_err) {
+int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, sp_error *err) {
         static const char *const known[] = { "argv", "shell", "cwd", "env", "stdin", "timeout_ms",
                                              "max_output_bytes", "stream", "background", "pty" };
         const sp_config *cfg = &srv->config.cfg;
@@ -101,7 +92,7 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
         json_t *v;
 
         if (bg && !json_is_null(bg) && !json_is_boolean(bg))
-                return fail(ret_err, "'background' must be true or false");
+                return sp_error_set(err, -EINVAL, "'background' must be true or false");
         bool background = json_is_true(bg);
         /* A background command has no timeout unless it asks for one (its
          * session's lifetime bounds it), and keeps its output in a ring. */
@@ -114,30 +105,30 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
                 for (size_t i = 0; i < ELEMENTSOF(known); i++)
                         ok = ok || streq(known[i], k);
                 if (!ok)
-                        return fail(ret_err, "unknown field '%s'", k);
+                        return sp_error_set(err, -EINVAL, "unknown field '%s'", k);
         }
         if (!!argv == !!shell)
-                return fail(ret_err, "exactly one of 'argv' and 'shell' is required");
+                return sp_error_set(err, -EINVAL, "exactly one of 'argv' and 'shell' is required");
         if (argv) {
                 if (!json_is_array(argv) || json_array_size(argv) == 0)
-                        return fail(ret_err, "'argv' must be a non-empty array of strings");
+                        return sp_error_set(err, -EINVAL, "'argv' must be a non-empty array of strings");
                 if (json_array_size(argv) > ARGV_MAX)
-                        return fail(ret_err, "'argv' has more than %d elements", ARGV_MAX);
+                        return sp_error_set(err, -EINVAL, "'argv' has more than %d elements", ARGV_MAX);
                 for (size_t i = 0; i < json_array_size(argv); i++) {
                         json_t *a = json_array_get(argv, i);
                         if (!json_is_string(a))
-                                return fail(ret_err, "argv[%zu] is not a string", i);
+                                return sp_error_set(err, -EINVAL, "argv[%zu] is not a string", i);
                         if (str_has_nul(a))
-                                return fail(ret_err, "argv[%zu] contains a NUL byte", i);
+                                return sp_error_set(err, -EINVAL, "argv[%zu] contains a NUL byte", i);
                 }
                 if (json_string_length(json_array_get(argv, 0)) == 0)
-                        return fail(ret_err, "argv[0] is empty");
+                        return sp_error_set(err, -EINVAL, "argv[0] is empty");
                 p->argv = strv_from_json(argv);
         } else {
                 if (!json_is_string(shell) || json_string_length(shell) == 0)
-                        return fail(ret_err, "'shell' must be a non-empty string");
+                        return sp_error_set(err, -EINVAL, "'shell' must be a non-empty string");
                 if (str_has_nul(shell))
-                        return fail(ret_err, "'shell' contains a NUL byte");
+                        return sp_error_set(err, -EINVAL, "'shell' contains a NUL byte");
                 p->argv = calloc(4, sizeof(char *));
                 if (p->argv) {
                         p->argv[0] = strdup("/bin/sh");
@@ -149,17 +140,17 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
                 return -ENOMEM;
         if (cwd && !json_is_null(cwd)) {
                 if (!json_is_string(cwd) || json_string_value(cwd)[0] != '/' || str_has_nul(cwd))
-                        return fail(ret_err, "'cwd' must be an absolute path");
+                        return sp_error_set(err, -EINVAL, "'cwd' must be an absolute path");
                 p->cwd = strdup(json_string_value(cwd));
         }
         if (env && !json_is_null(env)) {
                 if (!json_is_object(env))
-                        return fail(ret_err, "'env' must be an object of strings");
+                        return sp_error_set(err, -EINVAL, "'env' must be an object of strings");
                 json_object_foreach(env, k, v) {
                         if (!*k || strchr(k, '='))
-                                return fail(ret_err, "env name '%s' is empty or contains '='", k);
+                                return sp_error_set(err, -EINVAL, "env name '%s' is empty or contains '='", k);
                         if (!json_is_string(v) || str_has_nul(v))
-                                return fail(ret_err, "env value of '%s' must be a string without NUL", k);
+                                return sp_error_set(err, -EINVAL, "env value of '%s' must be a string without NUL", k);
                 }
         }
         p->envp = envp_build(s ? s->env : NULL, env && json_is_object(env) ? env : NULL);
@@ -167,7 +158,7 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
                 return -ENOMEM;
         if (in && !json_is_null(in)) {
                 if (!json_is_string(in))
-                        return fail(ret_err, "'stdin' must be a string");
+                        return sp_error_set(err, -EINVAL, "'stdin' must be a string");
                 p->stdin_len = json_string_length(in);
                 p->stdin_data = malloc(p->stdin_len + 1);
                 if (!p->stdin_data)
@@ -177,29 +168,29 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
         if (to && !json_is_null(to)) {
                 if (!json_is_integer(to) || json_integer_value(to) <= 0 ||
                     (uint64_t) json_integer_value(to) > TIMEOUT_MAX_MS)
-                        return fail(ret_err, "'timeout_ms' must be an integer from 1 to %llu",
+                        return sp_error_set(err, -EINVAL, "'timeout_ms' must be an integer from 1 to %llu",
                                     (unsigned long long) TIMEOUT_MAX_MS);
                 /* command_timeout is the largest a foreground command may ask for */
                 p->timeout_ms = MIN((uint64_t) json_integer_value(to), timeout_cap);
         }
         if (mo && !json_is_null(mo)) {
                 if (!json_is_integer(mo) || json_integer_value(mo) < 0)
-                        return fail(ret_err, "'max_output_bytes' must be a non-negative integer");
+                        return sp_error_set(err, -EINVAL, "'max_output_bytes' must be a non-negative integer");
                 p->max_output = MIN((uint64_t) json_integer_value(mo), output_cap);
         }
         if (pty && !json_is_null(pty)) {
                 json_t *rows = json_object_get(pty, "rows"), *cols = json_object_get(pty, "cols");
                 if (!p->background)
-                        return fail(ret_err, "'pty' is for background commands (POST .../commands)");
+                        return sp_error_set(err, -EINVAL, "'pty' is for background commands (POST .../commands)");
                 if (!json_is_object(pty) || json_object_size(pty) != (size_t) (!!rows + !!cols))
-                        return fail(ret_err, "'pty' must be an object with 'rows' and 'cols'");
+                        return sp_error_set(err, -EINVAL, "'pty' must be an object with 'rows' and 'cols'");
                 p->pty = true;
                 p->rows = 24;
                 p->cols = 80;
                 if (rows && (!json_is_integer(rows) || json_integer_value(rows) < 1 || json_integer_value(rows) > 1000))
-                        return fail(ret_err, "'pty.rows' must be an integer from 1 to 1000");
+                        return sp_error_set(err, -EINVAL, "'pty.rows' must be an integer from 1 to 1000");
                 if (cols && (!json_is_integer(cols) || json_integer_value(cols) < 1 || json_integer_value(cols) > 1000))
-                        return fail(ret_err, "'pty.cols' must be an integer from 1 to 1000");
+                        return sp_error_set(err, -EINVAL, "'pty.cols' must be an integer from 1 to 1000");
                 if (rows)
                         p->rows = (unsigned) json_integer_value(rows);
                 if (cols)
@@ -207,7 +198,7 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
         }
         if (stream && !json_is_null(stream)) {
                 if (!json_is_boolean(stream))
-                        return fail(ret_err, "'stream' must be true or false");
+                        return sp_error_set(err, -EINVAL, "'stream' must be true or false");
                 p->stream = json_is_true(stream);
         }
         return 0;

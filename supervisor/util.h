@@ -22,4 +22,6 @@ json_t *json_bytes(const char *data, size_t len, char *carry, size_t *carry_len)
  * output streams, where a JSON value per chunk would cost more than the
  * command. */
 size_t json_escape_bytes(const char *data, size_t len, char *out);
-int json_get_uint(json_t *o, const char *key, uint64_t max, uint64_t *ret, const char **ret_err);
+/* An optional non-negative integer field up to max: 1 read, 0 absent (or
+ * null), -EINVAL with err saying "invalid value for KEY". */
+int json_get_uint(json_t *o, const char *key, uint64_t max, uint64_t *ret, sp_error *err);
