@@ -26,7 +26,7 @@ static const char *const stream_names[2] = {"stdout", "stderr"};
 
 static command_set *session_commands(session *s) {
         if (!s->commands)
-                s->commands = command_set_new(s->srv->config.cfg.max_commands);
+                s->commands = command_set_new(s->srv->config.cfg.max_commands, s->srv->config.cfg.command_buffer_total);
         return s->commands;
 }
 
@@ -116,15 +116,12 @@ static int commands_params(request *r, exec_params *p) {
         int k = exec_params_from_json(r->srv, r->session, body, p, &err);
         if (k == 0 && p->stream)
                 k = sp_error_set(&err, -EINVAL, "'stream' is for exec: a background command's output is read with "
-                                 "GET .../commands/{cid}/output");
-        if (k < 0) {
-                if (k == -EINVAL)
-                        reply_error(r, 400, "bad_request", "%s", err.message);
-                else
-                        reply_error(r, 500, "internal", "out of memory");
-                return k;
-        }
-        return 0;
+                                                "GET .../commands/{cid}/output");
+        if (k == -EINVAL)
+                reply_error(r, 400, "bad_request", "%s", err.message);
+        else if (k < 0)
+                reply_error(r, 500, "internal", "out of memory");
+        return k < 0 ? k : 0;
 }
 
 /* A terminal wants a TERM: xterm's, unless the request named one. */
@@ -386,11 +383,12 @@ static void reader_wake(command_reader *rd, void *userdata) {
 static void reader_gone(void *userdata) {
         output_op *op = userdata;
 
-        /* The command is still here for this call: what the reader has not
-         * had yet, up to the exit, is queued now (bounded by the rings). */
+        /* The reader is freed already; the command is still here for this
+         * call: what the reader has not had yet, up to the exit, is queued
+         * now (bounded by the rings). */
+        op->rd = NULL;
         while (!op->ended && op->c && command_exited(op->c) && output_next(op) > 0)
                 ;
-        op->rd = NULL;
         op->c = NULL;
         op->r->session = NULL; /* it is ending: not ours to hold */
         if (op->r->suspended)
@@ -490,12 +488,12 @@ void api_command_resize(request *r) {
         command *c = command_from_url(r);
         json_auto_t *body = NULL;
         uint64_t rows = 0, cols = 0;
-        sp_error why = {};
+        sp_error err = {};
         job *j;
 
         if (!c || !(body = request_json_body(r, false)))
                 return;
-        if (json_get_uint(body, "rows", 1000, &rows, &why) < 0 || json_get_uint(body, "cols", 1000, &cols, &why) < 0 ||
+        if (json_get_uint(body, "rows", 1000, &rows, &err) < 0 || json_get_uint(body, "cols", 1000, &cols, &err) < 0 ||
             rows == 0 || cols == 0)
                 return reply_error(r, 400, "bad_request", "'rows' and 'cols' must be integers from 1 to 1000");
         j = command_job(c);

@@ -37,13 +37,14 @@ struct command {
 struct command_set {
         command *first, *last;
         unsigned n, n_running, max;
+        outring_budget budget;      /* the memory of all their rings */
 };
 
-command_set *command_set_new(unsigned max_commands) {
+command_set *command_set_new(unsigned max_commands, size_t buffer_total) {
         command_set *set = calloc(1, sizeof(*set));
 
         if (set)
-                *set = (command_set){.max = max_commands ? max_commands : 1};
+                *set = (command_set){.max = max_commands ? max_commands : 1, .budget = {.max = buffer_total}};
         return set;
 }
 
@@ -93,6 +94,13 @@ void command_set_free(command_set *set) {
 }
 
 int command_set_reserve(command_set *set) {
+        /* Memory first: exited commands give their rings back to running
+         * ones once half the budget is spent, oldest first. */
+        for (command *c = set->first, *next; c && set->budget.used > set->budget.max / 2; c = next) {
+                next = c->next;
+                if (c->exited)
+                        command_free(c);
+        }
         if (set->n < set->max)
                 return 0;
         for (command *c = set->first; c; c = c->next)
@@ -193,7 +201,7 @@ int command_set_add(command_set *set, job *j, char *const *argv, size_t ring_byt
         c->pid = job_pid(j);
         c->started_real = now_real();
         for (int i = 0; i < 2; i++)
-                outring_init(&c->ring[i], ring_bytes);
+                outring_init(&c->ring[i], ring_bytes, &set->budget);
         c->prev = set->last;
         if (set->last)
                 set->last->next = c;
@@ -259,7 +267,7 @@ static json_t *argv_json(char *const *argv) {
 }
 
 json_t *command_to_json(const command *c) {
-        json_t *o = json_pack("{s:I,s:o,s:s,s:i,s:b,s:o,s:{s:I,s:I},s:{s:I,s:I}}",
+        json_t *o = json_pack("{s:I,s:o,s:s,s:i,s:b,s:o,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I}}",
                               "id", (json_int_t) c->id,
                               "argv", argv_json(c->argv),
                               "state", c->exited ? "exited" : "running",
@@ -268,8 +276,10 @@ json_t *command_to_json(const command *c) {
                               "started_at", json_time(c->started_real),
                               "stdout", "bytes", (json_int_t) c->ring[0].total,
                               "first_offset", (json_int_t) outring_start(&c->ring[0]),
+                              "buffer", (json_int_t) c->ring[0].max,
                               "stderr", "bytes", (json_int_t) c->ring[1].total,
-                              "first_offset", (json_int_t) outring_start(&c->ring[1]));
+                              "first_offset", (json_int_t) outring_start(&c->ring[1]),
+                              "buffer", (json_int_t) c->ring[1].max);
         if (!o || !c->exited)
                 return o;
         const job_result *res = &c->res;

@@ -31,14 +31,16 @@ typedef struct command_reader_ops {
         void (*gone)(void *userdata);
 } command_reader_ops;
 
-/* At most max_commands kept. */
-command_set *command_set_new(unsigned max_commands);
+/* At most max_commands kept; their rings share buffer_total bytes (a ring
+ * that would grow past it wraps where it is: outring_budget). */
+command_set *command_set_new(unsigned max_commands, size_t buffer_total);
 /* Frees every command; their readers are told (gone) first. The jobs must
  * be over (the session aborts them before). */
 void command_set_free(command_set *set);
 
-/* Make room for one more: evict the oldest exited command when full.
- * -EBUSY when every place holds a running command. */
+/* Make room for one more: evict the oldest exited command when full, and
+ * exited ones while more than half the buffer budget is in use. -EBUSY
+ * when every place holds a running command. */
 int command_set_reserve(command_set *set);
 /* j has just started: follow it as a background command, keeping the
  * last ring_bytes of each stream. argv is copied; pty says the command

@@ -125,6 +125,8 @@ static const config_key config_keys[] = {
           "Output kept per stream per command; the rest is dropped and flagged truncated." },
         { "limits", "command_buffer", KEY_SIZE, OFF(command_buffer), "1M", 4096, 1024 * SZ_M, NULL,
           "Output kept per stream of a background command, for readers that reattach." },
+        { "limits", "command_buffer_total", KEY_SIZE, OFF(command_buffer_total), "16M", 64 * 1024, SP_CONFIG_NUM_MAX,
+          NULL, "Output kept by all background commands of one session, in the daemon's memory." },
         { "limits", "max_commands", KEY_U32, OFF(max_commands), "128", 1, 65535, NULL,
           "Background commands kept per session, running or exited (the oldest exited go first)." },
         { "limits", "max_upload", KEY_SIZE, OFF(max_upload), "64M", 1, SP_CONFIG_NUM_MAX, NULL,

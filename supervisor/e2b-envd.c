@@ -372,9 +372,11 @@ static void stream_start(e2b_req *q, command *c, const uint64_t off[2]) {
 
 /* ---- the process service ------------------------------------------------------------ */
 
+/* The same set api-commands.c makes for a session's first background
+ * command, with the same bounds: an E2B process is one of them. */
 static command_set *session_commands(session *s) {
         if (!s->commands)
-                s->commands = command_set_new(s->srv->config.cfg.max_commands);
+                s->commands = command_set_new(s->srv->config.cfg.max_commands, s->srv->config.cfg.command_buffer_total);
         return s->commands;
 }
 

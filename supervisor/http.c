@@ -686,10 +686,26 @@ static void http_rearm_timer(server *srv) {
                 (void) sd_event_source_set_enabled(srv->mhd_timer, SD_EVENT_OFF);
                 return;
         }
+        /* "Run again at once" (it has more to send, as in a stream): the
+         * defer source, not the timer, whose every re-arm is a syscall. */
+        if (ms == 0 && srv->mhd_kick) {
+                http_kick(srv);
+                return;
+        }
         /* MHD gives RELATIVE milliseconds; sd-event wants an ABSOLUTE time in
          * usec (passing ms as the absolute time fires at once, forever). */
         (void) sd_event_now(srv->event, CLOCK_MONOTONIC, &now);
-        (void) sd_event_source_set_time(srv->mhd_timer, now + ms * USEC_PER_MSEC);
+        uint64_t want = now + ms * USEC_PER_MSEC, armed = 0;
+        int enabled = SD_EVENT_OFF;
+        /* Each re-arm is a timerfd_settime(): during a stream MHD runs per
+         * chunk, and its (idle, 60 s) deadline creeps forward each time.
+         * Firing a little early is harmless (MHD just runs and says the
+         * next one), so an armed deadline at most a second early is kept. */
+        (void) sd_event_source_get_enabled(srv->mhd_timer, &enabled);
+        (void) sd_event_source_get_time(srv->mhd_timer, &armed);
+        if (enabled != SD_EVENT_OFF && armed <= want && want - armed < USEC_PER_SEC)
+                return;
+        (void) sd_event_source_set_time(srv->mhd_timer, want);
         (void) sd_event_source_set_enabled(srv->mhd_timer, SD_EVENT_ONESHOT);
 }
 

@@ -13,11 +13,13 @@
 
 #define OUTRING_FIRST (16u * 1024u)
 
-void outring_init(outring *r, size_t max) {
-        *r = (outring){.max = max ? max : 1};
+void outring_init(outring *r, size_t max, outring_budget *budget) {
+        *r = (outring){.max = max ? max : 1, .budget = budget};
 }
 
 void outring_done(outring *r) {
+        if (r->budget)
+                r->budget->used -= r->cap;
         free(r->buf);
         r->buf = NULL;
         r->cap = 0;
@@ -33,9 +35,24 @@ static int outring_grow(outring *r, uint64_t need) {
         while (cap < need && cap < r->max)
                 cap = cap > r->max / 2 ? r->max : cap * 2;
         cap = MIN(cap, r->max);
+        if (r->budget) {
+                size_t left = r->budget->max > r->budget->used ? r->budget->max - r->budget->used : 0;
+                size_t allowed = MAX(r->cap + left, (size_t) MIN(OUTRING_FIRST, r->max));
+                if (cap > allowed) {
+                        /* The budget is spent: this ring wraps at what it
+                         * may have. Bytes below cap sit at their offset
+                         * (it never wrapped), which is also offset % cap. */
+                        cap = MAX(allowed, r->cap);
+                        r->max = cap;
+                }
+        }
+        if (cap == r->cap)
+                return 0;
         char *b = realloc(r->buf, cap);
         if (!b)
                 return -ENOMEM;
+        if (r->budget)
+                r->budget->used += cap - r->cap;
         r->buf = b;
         r->cap = cap;
         return 0;

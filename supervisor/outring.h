@@ -11,15 +11,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Memory shared by several rings (one session's commands): a ring that
+ * would grow past it stops growing and wraps where it is instead, so the
+ * sum stays near max (each ring gets at least its first 16 KiB). */
+typedef struct outring_budget {
+        size_t used, max;
+} outring_budget;
+
 typedef struct outring {
         char *buf;
         size_t cap;       /* allocated */
-        size_t max;       /* the bound */
+        size_t max;       /* the bound (lowered to cap when the budget is spent) */
+        outring_budget *budget; /* NULL: none */
         uint64_t total;   /* bytes written since the start */
         uint64_t floor;   /* nothing below this is held (lost to -ENOMEM) */
 } outring;
 
-void outring_init(outring *r, size_t max);
+void outring_init(outring *r, size_t max, outring_budget *budget);
 void outring_done(outring *r);
 /* Append n bytes (the oldest go past the bound). -ENOMEM leaves the ring
  * as it was, but counted: the bytes are lost as if overwritten. */

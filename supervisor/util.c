@@ -71,20 +71,25 @@ static int utf8_seq(const unsigned char *p, size_t avail) {
 }
 
 size_t json_escape_bytes(const char *data, size_t len, char *out) {
-        static const char hex[] = "0123456789abcdef";
+        static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them */
         const unsigned char *in = (const unsigned char *) data;
         size_t n = 0;
 
         for (size_t i = 0; i < len;) {
                 unsigned char c = in[i];
                 if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-                        out[n++] = (char) c;
-                        i++;
+                        /* a run of bytes that need nothing: one copy */
+                        size_t j = i + 1;
+                        while (j < len && in[j] >= 0x20 && in[j] < 0x80 && in[j] != '"' && in[j] != '\\')
+                                j++;
+                        memcpy(out + n, in + i, j - i);
+                        n += j - i;
+                        i = j;
                         continue;
                 }
                 if (c < 0x80) {
                         const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
-                                          : c == '\t' ? "\\t" : NULL;
+                                          : c == '\t' ? "\\t" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
                         if (esc) {
                                 out[n++] = esc[0];
                                 out[n++] = esc[1];

@@ -188,20 +188,14 @@ void ws_close(ws_conn *w, unsigned code, const char *reason) {
 
 /* ---- frames in ------------------------------------------------------------------ */
 
-/* One complete frame at the front of w->in: its size, or 0 for more bytes
- * needed, or -1 for a protocol error (closed already). */
-static ssize_t frame(ws_conn *w) {
-        unsigned char *p = (unsigned char *) w->in;
-        size_t have = w->in_len, h = 2;
+ssize_t ws_frame_parse(unsigned char *p, size_t have, size_t max_payload, ws_frame *ret) {
+        size_t h = 2;
         uint64_t n;
 
         if (have < 2)
                 return 0;
-        unsigned opcode = p[0] & 0x0f;
-        if (!(p[1] & 0x80)) {
-                ws_close(w, 1002, "client frames must be masked");
-                return -1;
-        }
+        if (!(p[1] & 0x80))
+                return -EPROTO; /* RFC 6455 5.1: a server closes on an unmasked client frame */
         n = p[1] & 0x7f;
         if (n == 126) {
                 if (have < 4)
@@ -216,25 +210,45 @@ static ssize_t frame(ws_conn *w) {
                         n = n << 8 | p[2 + i];
                 h = 10;
         }
-        if (n > WS_FRAME_MAX) {
-                ws_close(w, 1009, "frame too large");
-                return -1;
-        }
-        if (have < h + 4 + n)
+        if (n > max_payload)
+                return -EMSGSIZE;
+        if (have - h < 4 || have - h - 4 < n)
                 return 0;
         unsigned char *mask = p + h, *data = p + h + 4;
         for (uint64_t i = 0; i < n; i++)
                 data[i] ^= mask[i % 4];
-        switch (opcode) {
+        *ret = (ws_frame){.opcode = p[0] & 0x0f, .fin = p[0] & 0x80, .payload = data, .len = (size_t) n};
+        return (ssize_t) (h + 4 + n);
+}
+
+/* One complete frame at the front of w->in, acted on: its size, or 0 for
+ * more bytes needed, or -1 for a protocol error (closed already). */
+static ssize_t frame(ws_conn *w) {
+        ws_frame f;
+        ssize_t k = ws_frame_parse((unsigned char *) w->in, w->in_len, WS_FRAME_MAX, &f);
+
+        if (k == -EPROTO) {
+                ws_close(w, 1002, "client frames must be masked");
+                return -1;
+        }
+        if (k == -EMSGSIZE) {
+                ws_close(w, 1009, "frame too large");
+                return -1;
+        }
+        if (k <= 0)
+                return k;
+        unsigned char *data = f.payload;
+        size_t n = f.len;
+        switch (f.opcode) {
         case 0x0: case 0x1: case 0x2: /* continuation, text, binary: all input */
                 if (n)
-                        w->ops->data(w, (const char *) data, (size_t) n, w->userdata);
+                        w->ops->data(w, (const char *) data, n, w->userdata);
                 break;
         case 0x8:
                 ws_close(w, 1000, NULL);
                 return -1;
         case 0x9:
-                if (queue(w, 0xA, data, (size_t) n) >= 0)
+                if (queue(w, 0xA, data, n) >= 0)
                         (void) flush(w);
                 break;
         case 0xA:
@@ -243,7 +257,7 @@ static ssize_t frame(ws_conn *w) {
                 ws_close(w, 1002, "unknown opcode");
                 return -1;
         }
-        return (ssize_t) (h + 4 + n);
+        return k;
 }
 
 static void ws_io(ws_conn *w, uint32_t revents) {

@@ -26,6 +26,18 @@ typedef struct ws_ops {
         void (*closed)(ws_conn *w, void *userdata);
 } ws_ops;
 
+/* One client frame at the front of p (have bytes), unmasked in place:
+ * its size (> 0) and *ret, 0 when more bytes are needed, -EPROTO for an
+ * unmasked frame, -EMSGSIZE for a payload over max_payload. Pure: the
+ * fuzzer's target (tests/fuzz/fuzz-ws-frame.c). */
+typedef struct ws_frame {
+        unsigned opcode;
+        bool fin;
+        unsigned char *payload;
+        size_t len;
+} ws_frame;
+ssize_t ws_frame_parse(unsigned char *p, size_t have, size_t max_payload, ws_frame *ret);
+
 /* Answer r: 101 and the upgrade (then opened), or an error reply (400,
  * 426) and -EINVAL (closed is not called then). */
 int ws_accept(request *r, const ws_ops *ops, void *userdata);

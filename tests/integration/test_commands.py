@@ -413,6 +413,9 @@ def test_http_server_outlives_its_request_and_the_session_takes_it(img):
     while host_pids_with(marker) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert host_pids_with(marker) == []
+    # and not even as a zombie: PID 1's exit reaps its namespace
+    while os.path.exists("/proc/%d" % pids[0]) and time.monotonic() < deadline + 5:
+        time.sleep(0.02)
     assert not os.path.exists("/proc/%d" % pids[0])
 
 
@@ -447,12 +450,12 @@ def test_a_reader_with_backpressure_loses_nothing(d, sid):
     c = start(d, sid, shell="sleep 0.3; seq 1 %d" % n, max_output_bytes=ring)
     rd = Reader(d, sid, c["id"], "follow=true&backpressure=true")
     got, types = [], set()
-    for i, ev in enumerate(rd.events()):
+    for ev in rd.events():
         types.add(ev["type"])
         if ev["type"] == "stdout":
             got.append(ev["data"])
-            if i % 20 == 0:
-                time.sleep(0.01)  # a slow reader
+            if len(got) == 1:
+                time.sleep(0.5)  # a slow reader: seq is done long before
         if ev["type"] == "exit":
             break
     rd.cut()
@@ -462,14 +465,47 @@ def test_a_reader_with_backpressure_loses_nothing(d, sid):
     c = start(d, sid, shell="sleep 0.3; seq 1 %d" % n, max_output_bytes=ring)
     rd = Reader(d, sid, c["id"], "follow=true")
     dropped, got = 0, 0
-    for i, ev in enumerate(rd.events()):
+    for ev in rd.events():
         if ev["type"] == "stdout":
+            if got == 0:
+                time.sleep(0.5)
             got += ev["length"]
-            if i % 20 == 0:
-                time.sleep(0.01)
         elif ev["type"] == "dropped":
             dropped += ev["bytes"]
         elif ev["type"] == "exit":
             break
     rd.cut()
     assert dropped > 0 and got + dropped == len(want)
+
+
+def test_the_sessions_rings_share_a_memory_budget(d):
+    small = Daemon(conf={"limits": {"command_buffer": "1M", "command_buffer_total": "256K"}}).start()
+    try:
+        s = small.session()
+        want = "".join("%d\n" % i for i in range(1, 150001))
+        # three at once: they share the budget (an exited one would give
+        # its memory to the next, see below)
+        ids = [start(small, s, shell="sleep 0.3; seq 1 150000")["id"] for _ in range(3)]
+        for cid in ids:
+            wait_exit(small, s, cid)
+        held = 0
+        for cid in ids:
+            info = command(small, s, cid)["stdout"]
+            assert info["bytes"] == len(want)
+            held += info["bytes"] - info["first_offset"]
+            # what each one holds is exactly the end of its output
+            evs = read_all(small, s, cid)
+            assert evs[0]["type"] == "dropped"
+            assert stdout_of(evs) == want[info["first_offset"]:]
+        # the budget, and each ring's first 16 KiB (and stderr's), at most
+        assert 256 * 1024 <= held <= 256 * 1024 + 3 * 2 * 16384, held
+        buffers = sorted(command(small, s, cid)["stdout"]["buffer"] for cid in ids)
+        # as they grew side by side (which took how much depends on timing)
+        assert sum(buffers) <= 256 * 1024 + 3 * 16384 and buffers[-1] < 1024 * 1024, buffers
+        # a new command takes the memory of the oldest exited ones
+        start(small, s, argv=["true"])
+        listed = [c["id"] for c in small.get("/v1/sessions/%s/commands" % s).json["commands"]]
+        assert ids[0] not in listed
+        small.stop()
+    finally:
+        small.cleanup()

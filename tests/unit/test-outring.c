@@ -44,7 +44,7 @@ static void test_small_writes_before_and_after_wrap(void **state) {
         outring r;
         uint64_t pos = 0;
 
-        outring_init(&r, 100000);
+        outring_init(&r, 100000, NULL);
         for (int i = 0; i < 50; i++)
                 write_pattern(&r, &pos, 997);
         assert_int_equal(outring_start(&r), 0);
@@ -66,7 +66,7 @@ static void test_write_larger_than_the_ring(void **state) {
         outring r;
         uint64_t pos = 0;
 
-        outring_init(&r, 4096);
+        outring_init(&r, 4096, NULL);
         write_pattern(&r, &pos, 10);
         write_pattern(&r, &pos, 10000);
         assert_int_equal(r.total, 10010);
@@ -81,10 +81,37 @@ static void test_memory_follows_what_was_written(void **state) {
         outring r;
         uint64_t pos = 0;
 
-        outring_init(&r, 1 << 20);
+        outring_init(&r, 1 << 20, NULL);
         write_pattern(&r, &pos, 100);
         assert_true(r.cap < 65536);
         outring_done(&r);
+}
+
+/* Two rings of 1 MiB on a budget of 64 KiB: the first takes what is left,
+ * the second its first 16 KiB; both stay byte-exact at their offsets, and
+ * the memory comes back when they go. */
+static void test_shared_budget(void **state) {
+        outring_budget b = {.max = 65536};
+        outring r1, r2;
+        uint64_t p1 = 0, p2 = 0;
+
+        outring_init(&r1, 1 << 20, &b);
+        outring_init(&r2, 1 << 20, &b);
+        write_pattern(&r1, &p1, 5000);
+        for (int i = 0; i < 60; i++)
+                write_pattern(&r1, &p1, 3333);
+        assert_int_equal(r1.cap, 65536);
+        assert_int_equal(outring_start(&r1), p1 - 65536);
+        check_range(&r1, outring_start(&r1), p1);
+        for (int i = 0; i < 30; i++)
+                write_pattern(&r2, &p2, 1777);
+        assert_int_equal(r2.cap, 16384);
+        assert_int_equal(outring_start(&r2), p2 - 16384);
+        check_range(&r2, outring_start(&r2), p2);
+        assert_int_equal(b.used, 65536 + 16384);
+        outring_done(&r1);
+        outring_done(&r2);
+        assert_int_equal(b.used, 0);
 }
 
 int main(void) {
@@ -92,6 +119,7 @@ int main(void) {
                 cmocka_unit_test(test_small_writes_before_and_after_wrap),
                 cmocka_unit_test(test_write_larger_than_the_ring),
                 cmocka_unit_test(test_memory_follows_what_was_written),
+                cmocka_unit_test(test_shared_budget),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
