@@ -256,7 +256,7 @@ int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *er
                 sandbox_free(sb);
                 return sp_error_set(err, -ENOMEM, "out of memory");
         }
-        sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF;
+        sb->pidfd = sb->ctl = sb->stage.root_fd = sb->stage.upper_fd = -EBADF;
         sb->id_base = spec->id_base;
         sb->next_id = 1;
 
@@ -303,7 +303,7 @@ int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *er
                 r = sp_error_set(err, userns_fd, "open user namespace: %s", strerror(-userns_fd));
                 goto fail;
         }
-        r = sp_stage_build(&sb->stage, spec->stage_dir, spec->name, spec->rootfs, userns_fd, spec->id_base,
+        r = sp_stage_build(&sb->stage, spec->stage_dir, spec->name, spec->rootfs, spec->layers, userns_fd, spec->id_base,
                            sp_limits_disk_size(&spec->limits), errbuf, sizeof(errbuf));
         if (r < 0) {
                 sp_error_set(err, r, "%s", errbuf);
@@ -354,8 +354,9 @@ int sp_sandbox_export(sp_sandbox *sb, sp_sandbox_handoff *ret) {
         ret->pidfd = sb->pidfd;
         ret->ctl = sb->ctl;
         ret->root_fd = sb->stage.root_fd;
+        ret->upper_fd = sb->stage.upper_fd;
         /* the fds are the caller's now */
-        sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF;
+        sb->pidfd = sb->ctl = sb->stage.root_fd = sb->stage.upper_fd = -EBADF;
         sp_stage_done(&sb->stage);
         sp_cgroup_close(sb->cgroup);
         sb->cgroup = NULL;
@@ -369,7 +370,7 @@ int sp_sandbox_adopt(const char *name, uid_t id_base, sp_cgroup_manager *cgroups
         int r;
 
         if (sb)
-                sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF;
+                sb->pidfd = sb->ctl = sb->stage.root_fd = sb->stage.upper_fd = -EBADF;
         if (!sb || !(sb->name = strdup(name)) || !(sb->buf = malloc(RECV_BUF_SIZE))) {
                 r = sp_error_set(err, -ENOMEM, "out of memory");
                 goto fail;
@@ -378,13 +379,14 @@ int sp_sandbox_adopt(const char *name, uid_t id_base, sp_cgroup_manager *cgroups
         sb->pidfd = h->pidfd;
         sb->ctl = h->ctl;
         sb->stage.root_fd = h->root_fd;
+        sb->stage.upper_fd = h->upper_fd;
         sb->id_base = id_base;
         sb->next_id = 1;
         sb->state = SANDBOX_READY;
         if (cgroups) {
                 r = sp_cgroup_open(cgroups, name, &sb->cgroup, err);
                 if (r < 0) {
-                        sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF; /* closed below */
+                        sb->pidfd = sb->ctl = sb->stage.root_fd = sb->stage.upper_fd = -EBADF; /* closed below */
                         goto fail;
                 }
         }
@@ -394,6 +396,7 @@ fail:
         safe_close(h->pidfd);
         safe_close(h->ctl);
         safe_close(h->root_fd);
+        safe_close(h->upper_fd);
         sandbox_free(sb);
         return r;
 }
@@ -430,6 +433,9 @@ uid_t sp_sandbox_id_base(const sp_sandbox *sb) {
 }
 int sp_sandbox_root_fd(const sp_sandbox *sb) {
         return sb->state == SANDBOX_READY ? sb->stage.root_fd : -EBADF;
+}
+int sp_sandbox_upper_fd(const sp_sandbox *sb) {
+        return sb->state == SANDBOX_READY ? sb->stage.upper_fd : -EBADF;
 }
 const sp_cgroup *sp_sandbox_cgroup(const sp_sandbox *sb) {
         return sb->cgroup;
@@ -538,6 +544,10 @@ int sp_sandbox_kill(sp_sandbox *sb) {
          * the pid namespace already guarantees every task goes. */
         if (sb->cgroup && sp_cgroup_clone_fd(sb->cgroup) >= 0)
                 (void) sp_cgroup_kill(sb->cgroup);
+        else if (sb->cgroup)
+                /* v1: a frozen PID 1 (a template being captured) would
+                 * sleep through the SIGKILL */
+                (void) sp_cgroup_freeze(sb->cgroup, false, 0);
         return r;
 }
 

@@ -237,7 +237,7 @@ int box_start(sd_event *e, const box_env *env, const sp_limits *limits, const ch
         }
         b->event = sd_event_ref(e);
         b->state = BOX_STARTING;
-        r = factory_start(env->factory, b->name, b->slot.base, limits, box_made, b, &b->req, err);
+        r = factory_start(env->factory, b->name, b->slot.base, limits, &env->layers, box_made, b, &b->req, err);
         if (r < 0) {
                 box_free(b);
                 return r;
