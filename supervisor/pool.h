@@ -27,6 +27,10 @@ typedef struct pool_options {
         uint32_t pool_size, min_pool_size, max_pool_size;
         bool aggressive_cleanup;
         uint64_t idle_timeout_ms; /* container_idle_timeout */
+        /* Share the cap with this pool (and its group): every live sandbox
+         * of every pool of the group counts against max_pool_size. NULL:
+         * a pool alone. Read by pool_new() only. */
+        pool *share_cap_with;
 } pool_options;
 
 /* What a new sandbox is made of. Pointers are borrowed and must outlive
