@@ -136,6 +136,10 @@ static int copy_special(copy_ctx *c, int ddir, const char *name, const struct st
                 return r;
         if (mknodat(ddir, name, st->st_mode & (S_IFMT | 0777), st->st_rdev) < 0)
                 return fail(c, negative_errno(), "mknod");
+        /* overlayfs makes whiteouts with its mounter's ids (host root): their
+         * owner means nothing, root's is as good as any */
+        if (S_ISCHR(st->st_mode))
+                return 0;
         uint32_t uid = 0, gid = 0;
         if ((r = map_id(c, st->st_uid, &uid)) < 0 || (r = map_id(c, st->st_gid, &gid)) < 0)
                 return r;
@@ -193,6 +197,9 @@ static int copy_dir(copy_ctx *c, int sdir, int ddir, const struct stat *st, unsi
                 safe_close(dupfd);
                 return fail(c, negative_errno(), "read directory");
         }
+        /* the dup shares its offset with sdir, which may have been read
+         * before (the same upper captured twice) */
+        rewinddir(d);
         for (struct dirent *de; (errno = 0, de = readdir(d));) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
@@ -241,6 +248,7 @@ static int remove_below(int dirfd, unsigned depth) {
                 safe_close(dupfd);
                 return negative_errno();
         }
+        rewinddir(d);
         int ret = 0;
         for (struct dirent *de; (de = readdir(d));) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))

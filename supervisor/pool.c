@@ -48,6 +48,7 @@ struct pool_waiter {
  * the count of every live sandbox of every member. */
 typedef struct pool_group {
         uint32_t total;
+        uint64_t counter;        /* for sandbox names, unique across the group */
         unsigned refs;
         pool *members;
 } pool_group;
@@ -65,7 +66,6 @@ struct pool {
         bool shrunk;
         uint64_t last_take_usec;
         unsigned failures;       /* consecutive */
-        uint64_t counter;
         uint32_t slot_hint;
         sd_event_source *refill_src, *backoff_timer, *idle_timer;
         pool_capacity_fn capacity_cb;
@@ -369,7 +369,7 @@ static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_
         e->generation = p->generation;
         /* The pid keeps names unique across restarts: what a crashed daemon
          * left (a cgroup, a stage directory) never blocks a new one. */
-        snprintf(name, sizeof(name), "sb-%d-%" PRIu64, (int) getpid(), ++p->counter);
+        snprintf(name, sizeof(name), "sb-%d-%" PRIu64, (int) getpid(), ++p->group->counter);
         int r = box_start(p->event, &p->env.box, limits, name, p->slot_hint++, &pool_holder, e, &e->b, err);
         if (r < 0) {
                 record_failure(p, err->message);

@@ -173,15 +173,17 @@ static int read_meta(template_registry *reg, template *t) {
         json_error_t je;
         json_int_t owner = -1, bytes = 0, files = 0, whiteouts = 0, created = 0, capture = 0;
         const char *name = NULL, *parent = NULL, *hash = NULL;
+        json_t *parent_v = NULL;
 
         snprintf(path, sizeof(path), "%s/%s/meta.json", reg->dir, t->name);
         json_auto_t *m = json_load_file(path, 0, &je);
-        if (!m || json_unpack(m, "{s:s,s:I,s?s,s:{s:s},s:I,s:I,s?I,s:I,s?I}", "name", &name, "owner_uid", &owner,
-                              "parent", &parent, "base", "content_hash", &hash, "bytes", &bytes, "files", &files,
+        if (!m || json_unpack(m, "{s:s,s:I,s?o,s:{s:s},s:I,s:I,s?I,s:I,s?I}", "name", &name, "owner_uid", &owner,
+                              "parent", &parent_v, "base", "content_hash", &hash, "bytes", &bytes, "files", &files,
                               "whiteouts", &whiteouts, "created_usec", &created, "capture_usec", &capture) < 0)
                 return -EBADMSG;
-        if (!streq(name, t->name) || owner < 0)
+        if (!streq(name, t->name) || owner < 0 || (parent_v && !json_is_null(parent_v) && !json_is_string(parent_v)))
                 return -EBADMSG;
+        parent = json_is_string(parent_v) ? json_string_value(parent_v) : NULL;
         t->owner = (uid_t) owner;
         snprintf(t->parent, sizeof(t->parent), "%s", parent ? parent : "");
         snprintf(t->base_hash, sizeof(t->base_hash), "%s", hash);
@@ -213,6 +215,7 @@ static void sweep_leftovers(template_registry *reg) {
         _cleanup_(closedirp) DIR *d = fdopendir(fcntl(reg->dir_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return;
+        rewinddir(d); /* a dup shares the offset of reg->dir_fd */
         for (struct dirent *de; (de = readdir(d));)
                 /* a capture or a deletion that did not finish: never loaded */
                 if (strncmp(de->d_name, ".tmp-", 5) == 0 || strncmp(de->d_name, ".del-", 5) == 0) {
@@ -243,6 +246,7 @@ int templates_load(server *srv) {
         _cleanup_(closedirp) DIR *d = fdopendir(fcntl(reg->dir_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return -errno;
+        rewinddir(d); /* a dup shares the offset of reg->dir_fd */
         for (struct dirent *de; (de = readdir(d));) {
                 if (!sp_template_name_is_valid(de->d_name))
                         continue;
@@ -640,9 +644,10 @@ static int on_remover_exit(sd_event_source *s, int fd, uint32_t revents, void *u
         siginfo_t si = {};
         if (syscall(SYS_waitid, P_PIDFD, fd, &si, WEXITED | WNOHANG, NULL) == 0 && si.si_pid == 0)
                 return 0;
-        /* the loop's reference becomes ours, and goes (closing fd) */
+        /* not floating any more drops the loop's reference: the source
+         * goes (closing fd) once this dispatch is over */
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         (void) sd_event_source_set_floating(s, false);
-        sd_event_source_disable_unref(s);
         return 0;
 }
 
