@@ -164,26 +164,52 @@ def test_size_cap_fails_cleanly(d):
 
 
 def test_capture_freezes_the_session(d):
-    """A writer appends a line every 10 ms; the capture must take one
-    consistent instant. With the session frozen, the copied file ends with a
-    complete line."""
-    sid = new_session(d)
+    """A writer writes the same counter into ~/a and then ~/z, again and
+    again, while the capture copies z, a 40 MB file, then a (tmpfs lists
+    the newest first). Frozen, the copy is one instant: a and z differ by
+    at most one step. Without the freeze the writer runs on during the
+    copy of the big file and a is far ahead of z."""
+    sid = new_session(d, memory_mb=256)
     try:
-        sh(d, sid, "(i=0; while :; do i=$((i+1)); printf 'line %08d\\n' $i >> ~/log; done) >/dev/null 2>&1 &")
-        time.sleep(0.5)
-        state = {}
-        t = capture(d, "frozen", sid)
-        assert t["name"] == "frozen"
+        # fixed-width, overwritten in place (no truncation): each file
+        # always holds a whole number
+        sh(d, sid, "printf %010d 0 > ~/a && head -c 40M /dev/urandom > ~/m && printf %010d 0 > ~/z")
+        sh(d, sid, "(i=0; while :; do i=$((i+1)); printf %010d $i 1<> ~/a; printf %010d $i 1<> ~/z; done)"
+                   " >/dev/null 2>&1 &")
+        time.sleep(0.3)
+        capture(d, "frozen", sid)
         s2 = new_session(d, template="frozen")
         try:
-            out = sh(d, s2, "tail -c 14 ~/log | od -c | head -2; wc -c < ~/log")["stdout"]
-            size = int(out.split()[-1])
-            assert size % 14 == 0, out
+            a, z = sh(d, s2, "cat ~/a; echo; cat ~/z")["stdout"].split()
+            assert int(z) > 0 and 0 <= int(a) - int(z) <= 1, (a, z)
         finally:
             d.delete("/v1/sessions/%s" % s2)
+        # thawed: the writer runs on
+        def counter():
+            return max(int(v) for v in sh(d, sid, "cat ~/a ~/z")["stdout"].split())
+        n1 = counter()
+        time.sleep(0.1)
+        assert counter() > n1
     finally:
         d.delete("/v1/sessions/%s" % sid)
         delete_template(d, "frozen")
+
+
+def test_same_session_captured_twice(d):
+    sid = new_session(d)
+    try:
+        sh(d, sid, "echo one > ~/one.txt")
+        capture(d, "twice1", sid)
+        capture(d, "twice2", sid)
+        assert d.get("/v1/templates/twice1").json["files"] == d.get("/v1/templates/twice2").json["files"]
+        s2 = new_session(d, template="twice2")
+        assert sh(d, s2, "cat ~/one.txt")["stdout"] == "one\n"
+        d.delete("/v1/sessions/%s" % s2)
+        assert capture(d, "twice1", sid, status=409)["error"]["code"] == "conflict"
+    finally:
+        d.delete("/v1/sessions/%s" % sid)
+        delete_template(d, "twice1")
+        delete_template(d, "twice2")
 
 
 def test_in_use_template_cannot_be_deleted(d, sdk):
