@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* POST/GET /v1/templates, GET/DELETE /v1/templates/{name}. */
+#include "api-sessions.h"
 #include "api-templates.h"
 #include "log.h"
 #include "template.h"
@@ -122,4 +123,70 @@ int api_template_params(request *r, json_t *body, session_params *p) {
         }
         p->tmpl = t;
         return 0;
+}
+
+/* ---- forks ---------------------------------------------------------------------- */
+
+static void fork_pending_free(request *r, void *op) {
+        session *s = op;
+        s->ready_cb = NULL;
+        session_end_later(s, "client went away");
+}
+
+static const request_op_ops fork_ops = {
+        .abort = capture_op_abort,
+        .free = fork_pending_free,
+};
+
+static void fork_ready(session *s, int error, const char *message, void *userdata) {
+        request *r = userdata;
+
+        (void) request_take_op(r);
+        if (error < 0)
+                reply_error(r, 500, "internal", "the fork failed: %s", message ? message : strerror(-error));
+        else {
+                r->srv->metrics.sessions_created++;
+                json_t *j = session_to_json(s, false);
+                if (j)
+                        json_object_set_new(j, "forked_from", json_string(r->session_id));
+                reply_json(r, 201, j);
+        }
+        request_complete(r);
+}
+
+void api_session_fork(request *r) {
+        json_auto_t *body = request_json_body(r, true);
+        session *src = r->session, *s = NULL;
+        session_params p;
+        sp_error err = {};
+        const char *why = NULL;
+
+        if (!body)
+                return;
+        if (json_object_size(body) > 0)
+                return reply_error(r, 400, "bad_request", "a fork takes no parameters");
+        if (!src->sb || sp_sandbox_upper_fd(src->sb) < 0)
+                return reply_error(r, 409, "conflict", "the session's sandbox is not running");
+        session_params_default(r->srv, &p);
+        p.limits = src->limits;
+        p.timeout_ms = src->timeout_ms;
+        p.idle_timeout_ms = src->idle_timeout_ms;
+        p.env = src->env;
+        p.labels = src->labels;
+        if (src->tmpl) {
+                p.tmpl = src->tmpl;
+                p.from = template_pool(src->tmpl, &why);
+                if (!p.from)
+                        return reply_error(r, 409, "conflict", "cannot fork: its template %s %s",
+                                           template_name(src->tmpl), why);
+        }
+        pool_fork_source fs = {.upper_fd = sp_sandbox_upper_fd(src->sb), .id_base = sp_sandbox_id_base(src->sb),
+                               .name = src->sandbox_name};
+        p.fork = &fs;
+        int e = session_new(r->srv, src->owner, &p, false, fork_ready, r, &s, &err);
+        if (e < 0)
+                return reply_session_new_failed(r, e, &err);
+        session_touch(src);
+        request_set_op(r, &fork_ops, s);
+        request_suspend(r);
 }

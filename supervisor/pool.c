@@ -40,6 +40,7 @@ struct pool_waiter {
         pool_waiter *prev, *next; /* in p->waiters unless it has its own entry */
         sp_limits limits;
         pool_sandbox *own;        /* a sandbox being made for its limits */
+        bool fork;                /* own is a fork's: never made again without its files */
         pool_acquired_fn cb;
         void *userdata;
 };
@@ -289,7 +290,7 @@ static void box_pool_ready(box *b, int error, const char *message, void *userdat
                 if (!w)
                         w = p->waiters_head;
                 entry_destroy(e);
-                if (w && p->failures < FAILURES_BEFORE_ANSWER) {
+                if (w && p->failures < FAILURES_BEFORE_ANSWER && !w->fork) {
                         if (w->own) {
                                 /* made for its limits: make another */
                                 pool_sandbox *again;
@@ -360,7 +361,7 @@ static void box_pool_died(box *b, const char *cause, void *userdata) {
         schedule_refill(p);
 }
 
-static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_error *err) {
+static int start_entry_on(pool *p, const box_env *env, const sp_limits *limits, pool_sandbox **ret, sp_error *err) {
         char name[32];
         pool_sandbox *e = calloc(1, sizeof(*e));
         if (!e)
@@ -370,7 +371,7 @@ static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_
         /* The pid keeps names unique across restarts: what a crashed daemon
          * left (a cgroup, a stage directory) never blocks a new one. */
         snprintf(name, sizeof(name), "sb-%d-%" PRIu64, (int) getpid(), ++p->group->counter);
-        int r = box_start(p->event, &p->env.box, limits, name, p->slot_hint++, &pool_holder, e, &e->b, err);
+        int r = box_start(p->event, env, limits, name, p->slot_hint++, &pool_holder, e, &e->b, err);
         if (r < 0) {
                 record_failure(p, err->message);
                 free(e);
@@ -381,6 +382,10 @@ static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_
         p->group->total++;
         *ret = e;
         return 0;
+}
+
+static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_error *err) {
+        return start_entry_on(p, &p->env.box, limits, ret, err);
 }
 
 static bool refill_needed(const pool *p) {
@@ -604,6 +609,31 @@ int pool_acquire(pool *p, const sp_limits *limits, pool_acquired_fn cb, void *us
         }
         free(w);
         return sp_error_set(err, -EBUSY, "all %u sandboxes are in use", p->o.max_pool_size);
+}
+
+int pool_acquire_fork(pool *p, const sp_limits *limits, const pool_fork_source *src, pool_acquired_fn cb,
+                      void *userdata, pool_waiter **ret_waiter, sp_error *err) {
+        pool_sandbox *e;
+        *ret_waiter = NULL;
+        if (cap_used(p) >= p->o.max_pool_size)
+                return sp_error_set(err, -EBUSY, "all %u sandboxes are in use", p->o.max_pool_size);
+        pool_waiter *w = calloc(1, sizeof(*w));
+        if (!w)
+                return sp_error_set(err, -ENOMEM, "out of memory");
+        *w = (pool_waiter){.p = p, .limits = *limits, .cb = cb, .userdata = userdata, .fork = true};
+        box_env env = p->env.box;
+        env.layers.seed_fd = src->upper_fd;
+        env.layers.seed_id_base = src->id_base;
+        env.layers.seed_name = src->name;
+        int r = start_entry_on(p, &env, limits, &e, err);
+        if (r < 0) {
+                free(w);
+                return r;
+        }
+        e->waiter = w;
+        w->own = e;
+        *ret_waiter = w;
+        return 0;
 }
 
 void pool_get_stats(pool *p, pool_stats *ret) {

@@ -15,6 +15,7 @@ const route api_routes[] = {
         { "GET", "/v1/sessions", api_sessions_list, BODY_NONE, false },
         { "GET", "/v1/sessions/*", api_session_get, BODY_NONE, true },
         { "DELETE", "/v1/sessions/*", api_session_delete, BODY_NONE, true },
+        { "POST", "/v1/sessions/*/fork", api_session_fork, BODY_JSON, true },
         { "POST", "/v1/sessions/*/exec", api_exec, BODY_JSON, true },
         { "GET", "/v1/sessions/*/files", api_files_get, BODY_NONE, true },
         { "PUT", "/v1/sessions/*/files", NULL, BODY_FILE, true,

@@ -298,7 +298,10 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         if (r >= 0)
                 r = sd_event_source_set_priority(s->timer, PRIO_ENDS);
         if (r >= 0)
-                r = pool_acquire(p->from ? p->from : srv->pool, &s->limits, session_acquired, s, &ps, &s->waiter, err);
+                r = p->fork ? pool_acquire_fork(p->from ? p->from : srv->pool, &s->limits, p->fork, session_acquired, s,
+                                                &s->waiter, err)
+                            : pool_acquire(p->from ? p->from : srv->pool, &s->limits, session_acquired, s, &ps,
+                                           &s->waiter, err);
         else
                 sp_error_set(err, r, "cannot create a session: %s", strerror(-r));
         if (r < 0) {

@@ -58,6 +58,7 @@ typedef struct session_params {
         json_t *labels; /* borrowed, may be NULL */
         struct template *tmpl; /* borrowed, may be NULL: the image alone */
         pool *from;     /* NULL: the default pool; else tmpl's */
+        const pool_fork_source *fork; /* a fork: its sandbox gets a copy of these files */
 } session_params;
 
 void session_params_default(server *srv, session_params *p);

@@ -341,3 +341,62 @@ def test_restart_keeps_templates_and_reports_stale(make_daemon, tmp_path):
             d3.cleanup()
     finally:
         d2.cleanup()
+
+
+def fork(d, sid):
+    r = d.post("/v1/sessions/%s/fork" % sid, timeout=60)
+    assert r.status == 201, r
+    return r.json
+
+
+def test_fork_copies_files_at_that_instant(d):
+    sid = new_session(d, memory_mb=200, labels={"k": "v"})
+    try:
+        sh(d, sid, "echo before > ~/before.txt && mkdir -p ~/dir && echo x > ~/dir/x && rm ~/.bash_logout")
+        sh(d, sid, "sleep 1000 >/dev/null 2>&1 &")
+        f = fork(d, sid)
+        assert f["forked_from"] == sid and f["id"] != sid
+        assert f["limits"]["memory_mb"] == 200 and f["labels"] == {"k": "v"}
+        fid = f["id"]
+        try:
+            sh(d, sid, "echo after-src > ~/after-src.txt")
+            sh(d, fid, "echo after-fork > ~/after-fork.txt")
+            # before the fork: in both; the fork's files are its own (uid 1000 inside)
+            assert sh(d, fid, "cat ~/before.txt ~/dir/x; stat -c %u ~/before.txt")["stdout"] == "before\nx\n1000\n"
+            assert sh(d, sid, "cat ~/before.txt")["stdout"] == "before\n"
+            assert sh(d, fid, "test -e ~/.bash_logout", ok=False)["exit_code"] != 0
+            # after: only in their own
+            assert sh(d, fid, "test -e ~/after-src.txt", ok=False)["exit_code"] != 0
+            assert sh(d, sid, "test -e ~/after-fork.txt", ok=False)["exit_code"] != 0
+            # processes are not copied
+            count = "cat /proc/[0-9]*/comm | grep -c '^sleep$'"
+            assert sh(d, sid, count)["stdout"] == "1\n"
+            assert sh(d, fid, count, ok=False)["stdout"] == "0\n"
+        finally:
+            d.delete("/v1/sessions/%s" % fid)
+    finally:
+        d.delete("/v1/sessions/%s" % sid)
+
+
+def test_fork_of_a_template_session_keeps_its_layers(d, sdk):
+    sid = new_session(d, template="sdk")
+    try:
+        sh(d, sid, "echo mine > ~/mine.txt")
+        f = fork(d, sid)
+        try:
+            assert f["template"] == "sdk"
+            assert sh(d, f["id"], "cat ~/notes.txt ~/mine.txt")["stdout"] == "written\nmine\n"
+            # the template is in use by the fork too
+            assert d.delete("/v1/templates/sdk").status == 409
+        finally:
+            d.delete("/v1/sessions/%s" % f["id"])
+    finally:
+        d.delete("/v1/sessions/%s" % sid)
+
+
+def test_fork_is_not_visible_to_another_uid(d):
+    sid = new_session(d)
+    try:
+        assert d.as_nobody("POST", "/v1/sessions/%s/fork" % sid)["status"] == 404
+    finally:
+        d.delete("/v1/sessions/%s" % sid)
