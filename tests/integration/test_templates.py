@@ -400,3 +400,39 @@ def test_fork_is_not_visible_to_another_uid(d):
         assert d.as_nobody("POST", "/v1/sessions/%s/fork" % sid)["status"] == 404
     finally:
         d.delete("/v1/sessions/%s" % sid)
+
+
+def test_cli_build_list_fork_rm(d, tmp_path):
+    ctl = os.path.join(os.environ.get("SANDPOOL_BUILD_DIR", os.path.join(HERE, "..", "..", "build")),
+                       "ctl", "sandpoolctl")
+
+    def run(*args, check=True):
+        p = subprocess.run([ctl, "--socket", d.socket] + list(args), capture_output=True, text=True, timeout=120)
+        if check:
+            assert p.returncode == 0, (args, p.stdout, p.stderr)
+        return p
+
+    local = tmp_path / "hello.py"
+    local.write_text("print('hello from the template')\n")
+    run("template", "build", "clibuilt", "--file", "%s:/home/sandbox/hello.py" % local,
+        "--run", "python3 ~/hello.py > ~/out.txt", "--run", "echo second >> ~/out.txt")
+    assert "clibuilt" in run("templates").stdout
+    listed = json.loads(run("--json", "templates").stdout)
+    assert [t["name"] for t in listed if t["name"] == "clibuilt"]
+    # a failing command: its output, exit 1, no template, no session left
+    n_before = len(d.get("/v1/sessions").json["sessions"])
+    p = run("template", "build", "clifail", "--run", "echo oops-out; echo oops-err >&2; exit 3", check=False)
+    assert p.returncode == 1 and "oops-out" in p.stderr and "oops-err" in p.stderr, p
+    assert d.get("/v1/templates/clifail").status == 404
+    assert len(d.get("/v1/sessions").json["sessions"]) == n_before
+    sid = new_session(d, template="clibuilt")
+    try:
+        assert sh(d, sid, "cat ~/out.txt")["stdout"] == "hello from the template\nsecond\n"
+        fid = run("fork", sid).stdout.strip()
+        assert sh(d, fid, "cat ~/out.txt")["stdout"].startswith("hello")
+        d.delete("/v1/sessions/%s" % fid)
+        assert run("template", "rm", "clibuilt", check=False).returncode != 0  # in use
+    finally:
+        d.delete("/v1/sessions/%s" % sid)
+    run("template", "rm", "clibuilt")
+    assert d.get("/v1/templates/clibuilt").status == 404
