@@ -1228,4 +1228,7 @@ void sp_config_print_example(FILE *f) {
                 key_env_name(k, env, sizeof(env));
                 fprintf(f, "# %s\n#%s =%s%s  # %s\n", k->help, k->key, k->def[0] ? " " : "", k->def, env);
         }
+        fputs("\n# Templates (file only, one section each): the warm pool of a template and\n"
+              "# who besides its owner may start from it (everyone, or a group's members).\n"
+              "#   [template.agent-sdk]\n#   pool_size = 0\n#   shared_with = everyone\n", f);
 }

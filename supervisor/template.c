@@ -473,10 +473,37 @@ static void capture_run(const capture_job *j, capture_result *res) {
         snprintf(res->message, sizeof(res->message), "%s", r < 0 ? err.message : "");
 }
 
+static int cmp_int(const void *a, const void *b) {
+        return *(const int *) a - *(const int *) b;
+}
+
+/* A copy of the daemon holds every client connection: let them go, so
+ * that a connection the daemon closes is closed for its peer at once. */
+static void close_all_but(int *keep, size_t n) {
+        unsigned from = 3;
+        qsort(keep, n, sizeof(int), cmp_int);
+        for (size_t i = 0; i < n; i++) {
+                if (keep[i] < (int) from)
+                        continue;
+                if ((unsigned) keep[i] > from)
+                        (void) close_range(from, (unsigned) keep[i] - 1, 0);
+                from = (unsigned) keep[i] + 1;
+        }
+        (void) close_range(from, ~0U, 0);
+}
+
 static _noreturn_ void capture_child(const capture_job *j, int result_fd) {
         capture_result res = {};
+        int keep[3 + 2 * 8];
+        size_t n = 0;
+
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         (void) prctl(PR_SET_NAME, "sandpool-capture");
+        keep[n++] = j->templates_fd;
+        keep[n++] = j->upper_fd;
+        keep[n++] = result_fd;
+        n += sp_cgroup_manager_fds(j->cgroups, keep + n, ELEMENTSOF(keep) - n);
+        close_all_but(keep, n);
         capture_run(j, &res);
         (void) !write(result_fd, &res, sizeof(res));
         _exit(0);
