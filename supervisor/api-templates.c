@@ -140,8 +140,13 @@ static const request_op_ops fork_ops = {
 
 static void fork_ready(session *s, int error, const char *message, void *userdata) {
         request *r = userdata;
+        session *src = session_lookup(r->srv, r->session_id, r->cl->uid, r->cl->admin);
 
         (void) request_take_op(r);
+        /* the factory thaws it after the copy; if that worker died in the
+         * middle, it would stay frozen */
+        if (src)
+                template_thaw_sandbox(r->srv, src->sandbox_name);
         if (error < 0)
                 reply_error(r, 500, "internal", "the fork failed: %s", message ? message : strerror(-error));
         else {

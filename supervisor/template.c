@@ -525,17 +525,12 @@ static void capture_finish(template *t, const capture_result *res) {
         char path[64];
         int error = res ? res->error : -ECHILD;
         const char *msg = res ? res->message : "the capture helper died";
-        sp_cgroup *cg = NULL;
-        sp_error err = {};
 
         t->helper_src = sd_event_source_disable_unref(t->helper_src);
         t->helper_pidfd = safe_close(t->helper_pidfd);
         t->result_fd = safe_close(t->result_fd);
         /* Whatever became of the helper, the session must not stay frozen. */
-        if (sp_cgroup_open(srv->cgroups, t->sandbox_name, &cg, &err) >= 0) {
-                (void) sp_cgroup_freeze(cg, false, 0);
-                sp_cgroup_close(cg);
-        }
+        template_thaw_sandbox(srv, t->sandbox_name);
         if (error >= 0) {
                 t->bytes = res->st.bytes;
                 t->files = res->st.files;
@@ -632,6 +627,11 @@ int template_capture(server *srv, const char *name, session *s, uid_t owner, tem
                                     (int) parent->n_chain, TEMPLATE_MAX_DEPTH);
         if (!s->sb || sp_sandbox_upper_fd(s->sb) < 0)
                 return sp_error_set(err, -EPIPE, "the session's sandbox is not running");
+        /* one capture of a session at a time: the first thaw would end the
+         * second's freeze in the middle of its copy */
+        for (template *o = reg->list; o; o = o->next)
+                if (!o->ready && streq(o->sandbox_name, s->sandbox_name))
+                        return sp_error_set(err, -EPIPE, "the session is being captured as %s", o->name);
         template *t = template_new(reg, name);
         if (!t)
                 return sp_error_set(err, -ENOMEM, "out of memory");
@@ -656,6 +656,15 @@ int template_capture(server *srv, const char *name, session *s, uid_t owner, tem
                 template_free(t);
         }
         return r;
+}
+
+void template_thaw_sandbox(server *srv, const char *sandbox_name) {
+        sp_cgroup *cg = NULL;
+        sp_error err = {};
+        if (sp_cgroup_open(srv->cgroups, sandbox_name, &cg, &err) >= 0) {
+                (void) sp_cgroup_freeze(cg, false, 0);
+                sp_cgroup_close(cg);
+        }
 }
 
 void template_capture_forget(server *srv, void *userdata) {

@@ -58,6 +58,9 @@ typedef void (*template_captured_fn)(template *t, int error, const char *message
 int template_capture(server *srv, const char *name, session *s, uid_t owner, template_captured_fn cb,
                      void *userdata, sp_error *err);
 void template_capture_forget(server *srv, void *userdata);
+/* Thaw a sandbox by name (after a capture or a fork, whatever became of
+ * the process that froze it). A few writes; nothing if it is gone. */
+void template_thaw_sandbox(server *srv, const char *sandbox_name);
 
 /* Remove it: -EBUSY while a session or another template uses it (err says
  * which), -EAGAIN while it is being captured. Its pool goes now, its files
