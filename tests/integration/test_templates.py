@@ -439,3 +439,27 @@ def test_cli_build_list_fork_rm(d, tmp_path):
         d.delete("/v1/sessions/%s" % sid)
     run("template", "rm", "clibuilt")
     assert d.get("/v1/templates/clibuilt").status == 404
+
+
+def test_python_client(d):
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
+    import sandpool
+    c = sandpool.Client(d.socket)
+    s = c.create_session()
+    try:
+        sandpool.Sandbox.connect(s.id, client=c).run("echo py > ~/py.txt").check()
+        t = c.create_template("pyclient", s.id)
+        assert t["name"] == "pyclient" and "pyclient" in [x["name"] for x in c.templates()]
+        f = c.fork_session(s.id)
+        s2 = c.create_session(template="pyclient")
+        for sid in (f.id, s2.id):
+            assert sandpool.Sandbox.connect(sid, client=c).run("cat ~/py.txt").check().stdout == "py\n"
+        with pytest.raises(sandpool.ConflictError):
+            c.delete_template("pyclient")
+        c.end_session(s2.id)
+        c.delete_template("pyclient")
+        with pytest.raises(sandpool.NotFoundError):
+            c.template("pyclient")
+    finally:
+        for x in c.sessions():
+            c.end_session(x.id)
