@@ -20,6 +20,10 @@
 #include "template.h"
 #include "util.h"
 
+/* Entries of one layer: empty files cost no bytes, but each is an inode
+ * on the host's disk (a large node_modules has some 50 000). */
+#define TEMPLATE_MAX_FILES 500000
+
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
@@ -453,7 +457,8 @@ static void capture_run(const capture_job *j, capture_result *res) {
         if (r >= 0 && layer < 0)
                 r = sp_error_set(&err, -errno, "open %s/layer: %m", tmp);
         if (r >= 0) {
-                sp_layer_copy_opts o = {.src_id_base = j->id_base, .dst_id_base = 0, .max_bytes = j->max_bytes};
+                sp_layer_copy_opts o = {.src_id_base = j->id_base, .dst_id_base = 0, .max_bytes = j->max_bytes,
+                                        .max_files = TEMPLATE_MAX_FILES};
                 r = sp_layer_copy(j->upper_fd, layer, &o, &res->st, &err);
         }
         /* thawed as soon as the copy is over: the meta and the rename do
