@@ -437,6 +437,12 @@ int sp_sandbox_root_fd(const sp_sandbox *sb) {
 int sp_sandbox_upper_fd(const sp_sandbox *sb) {
         return sb->state == SANDBOX_READY ? sb->stage.upper_fd : -EBADF;
 }
+int sp_sandbox_take_root_fd(sp_sandbox *sb) {
+        return TAKE_FD(sb->stage.root_fd);
+}
+int sp_sandbox_take_upper_fd(sp_sandbox *sb) {
+        return TAKE_FD(sb->stage.upper_fd);
+}
 const sp_cgroup *sp_sandbox_cgroup(const sp_sandbox *sb) {
         return sb->cgroup;
 }

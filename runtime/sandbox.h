@@ -82,6 +82,11 @@ int sp_sandbox_root_fd(const sp_sandbox *sb);
  * all), on its tmpfs: read it only while the sandbox is frozen. Owned by
  * the sandbox. -EBADF when not ready. */
 int sp_sandbox_upper_fd(const sp_sandbox *sb);
+/* The root fd, taken out (the caller closes it; -EBADF if none): closing
+ * the last reference to a sandbox's mounts tears them down, which is slow. */
+int sp_sandbox_take_root_fd(sp_sandbox *sb);
+/* The same for the upper directory's fd (a hold on the tmpfs). */
+int sp_sandbox_take_upper_fd(sp_sandbox *sb);
 const sp_cgroup *sp_sandbox_cgroup(const sp_sandbox *sb);
 
 typedef struct sp_exec_spec {

@@ -41,11 +41,11 @@ static void create_ready(session *s, int error, const char *message, void *userd
 }
 
 void api_sessions_create(request *r) {
-        static const char *const known[] = { "env", "timeout_s", "idle_timeout_s", "memory_mb", "cpu_pct", "labels",
-                                             "template" };
+        static const char *const known[] = { "env", "timeout_ms", "idle_timeout_ms", "memory_mb", "cpu_pct", "labels",
+                                             "template", "timeout_s", "idle_timeout_s" /* aliases */ };
         json_auto_t *body = request_json_body(r, true);
         session_params p;
-        const char *bad = NULL, *k;
+        const char *k;
         json_t *v;
         session *s = NULL;
         sp_error err = {};
@@ -60,8 +60,9 @@ void api_sessions_create(request *r) {
                 if (!ok)
                         return reply_error(r, 400, "bad_request", "unknown field '%s'", k);
         }
-        if (session_params_from_json(r->srv, body, &p, &bad) < 0)
-                return reply_error(r, 400, "bad_request", "invalid value for %s", bad);
+        e = session_params_from_json(r->srv, body, &p, &err);
+        if (e < 0)
+                return reply_error(r, 400, "bad_request", "%s", err.message);
         if (api_template_params(r, body, &p) < 0)
                 return;
         e = session_new(r->srv, r->cl->uid, &p, false, create_ready, r, &s, &err);
