@@ -237,7 +237,9 @@ static void reply_params_error(request *r, int err, const sp_error *e) {
 static void reply_spawn_error(request *r, int err, const sp_error *e) {
         if (err == -E2BIG)
                 reply_error(r, 400, "bad_request", "argv and env are too large: %s", e->message);
-        else if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN)
+        else if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN || err == -ESRCH)
+                /* -ESRCH: PID 1 died and its control socket said so before
+                 * its pidfd ended the session (a soak found this race) */
                 reply_error(r, 409, "conflict", "the sandbox is no longer running: %s", e->message);
         else
                 reply_error(r, 500, "internal", "cannot start the command: %s", e->message);
