@@ -41,11 +41,8 @@ static int pivot_root(const char *new_root, const char *put_old) {
         return (int) syscall(SYS_pivot_root, new_root, put_old);
 }
 
-#define FAIL(r, ...)                                          \
-        ({                                                    \
-                snprintf(errbuf, errlen, __VA_ARGS__);        \
-                r;                                            \
-        })
+/* Fill err and return r (whose value may set errno for %m first). */
+#define FAIL(r, ...) sp_error_set(err, (r), __VA_ARGS__)
 
 static char *path_join(const char *a, const char *b) {
         char *p = NULL;
@@ -77,7 +74,7 @@ static int stage_mount_lower(int dfd, const char *rootfs, const char *lower, int
 /* Template layers: each one idmapped and read-only like the image, at
  * <dir>/l<i>, listed topmost first in front of the image's lower. */
 static int stage_mount_layers(sp_stage *st, const sp_stage_layers *layers, int userns_fd, char **lowerdirs,
-                              char *errbuf, size_t errlen) {
+                              sp_error *err) {
         for (size_t i = layers ? layers->n : 0; i > 0; i--) {
                 _cleanup_free_ char *dir = NULL, *joined = NULL;
                 if (asprintf(&dir, "%s/l%zu", st->dir, i - 1) < 0)
@@ -107,18 +104,16 @@ static void stage_detach_layers(sp_stage *st, const sp_stage_layers *layers) {
 
 /* A fork: the other sandbox's files become our upper's, before the
  * overlay exists (an upper must not change under a mounted overlay). */
-static int stage_seed_upper(sp_stage *st, const sp_stage_layers *layers, uid_t id_base, char *errbuf, size_t errlen) {
+static int stage_seed_upper(sp_stage *st, const sp_stage_layers *layers, uid_t id_base, sp_error *err) {
         sp_layer_copy_opts o = {.src_id_base = layers->seed_id_base, .dst_id_base = id_base};
-        sp_error e = {};
-        int r = sp_layer_copy(layers->seed_fd, st->upper_fd, &o, NULL, &e);
+        int r = sp_layer_copy(layers->seed_fd, st->upper_fd, &o, NULL, err);
         if (r < 0)
-                return FAIL(r, "copy the files of the forked sandbox: %s", e.message);
+                return sp_error_prefix(err, "copy the files of the forked sandbox");
         return 0;
 }
 
 int sp_stage_build(sp_stage *st, const char *stage_dir, const char *name, const char *rootfs,
-                   const sp_stage_layers *layers, int userns_fd, uid_t id_base, uint64_t disk_bytes, char *errbuf,
-                   size_t errlen) {
+                   const sp_stage_layers *layers, int userns_fd, uid_t id_base, uint64_t disk_bytes, sp_error *err) {
         _cleanup_free_ char *upper = NULL, *work = NULL, *lower = NULL, *opts = NULL;
         char tmpfs_opts[64];
         struct stat image;
@@ -159,7 +154,7 @@ int sp_stage_build(sp_stage *st, const char *stage_dir, const char *name, const 
         st->upper_fd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (st->upper_fd < 0)
                 return FAIL(-errno, "open %s: %m", upper);
-        if (layers && layers->seed_fd >= 0 && (r = stage_seed_upper(st, layers, id_base, errbuf, errlen)) < 0)
+        if (layers && layers->seed_fd >= 0 && (r = stage_seed_upper(st, layers, id_base, err)) < 0)
                 return r;
         r = stage_mount_lower(AT_FDCWD, rootfs, lower, userns_fd);
         if (r < 0) {
@@ -169,7 +164,7 @@ int sp_stage_build(sp_stage *st, const char *stage_dir, const char *name, const 
         _cleanup_free_ char *lowerdirs = strdup(lower);
         if (!lowerdirs)
                 return FAIL(-ENOMEM, "out of memory");
-        r = stage_mount_layers(st, layers, userns_fd, &lowerdirs, errbuf, errlen);
+        r = stage_mount_layers(st, layers, userns_fd, &lowerdirs, err);
         if (r >= 0 && asprintf(&opts, "lowerdir=%s,upperdir=%s,workdir=%s", lowerdirs, upper, work) < 0)
                 r = FAIL(-ENOMEM, "out of memory");
         if (r >= 0) {
@@ -217,7 +212,7 @@ void sp_stage_done(sp_stage *st) {
 
 /* ---- the child's half ---------------------------------------------------- */
 
-static int bind_host_device(const char *root, const char *name, char *errbuf, size_t errlen) {
+static int bind_host_device(const char *root, const char *name, sp_error *err) {
         char src[64], dst[PATH_MAX];
         snprintf(src, sizeof(src), "/dev/%s", name);
         snprintf(dst, sizeof(dst), "%s/dev/%s", root, name);
@@ -232,7 +227,7 @@ static int bind_host_device(const char *root, const char *name, char *errbuf, si
         return 0;
 }
 
-static int setup_dev(const char *root, uint64_t shm_bytes, char *errbuf, size_t errlen) {
+static int setup_dev(const char *root, uint64_t shm_bytes, sp_error *err) {
         static const char *const devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
         static const char *const links[][2] = {
                 {"/proc/self/fd", "fd"},   {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
@@ -245,7 +240,7 @@ static int setup_dev(const char *root, uint64_t shm_bytes, char *errbuf, size_t 
         if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64") < 0)
                 return FAIL(-errno, "mount tmpfs on /dev: %m");
         for (size_t i = 0; i < ELEMENTSOF(devices); i++) {
-                r = bind_host_device(root, devices[i], errbuf, errlen);
+                r = bind_host_device(root, devices[i], err);
                 if (r < 0)
                         return r;
         }
@@ -301,7 +296,7 @@ static int mask_dir(const char *p, const char *first_dir) {
         return mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
-static int mask_paths(const char *root, char *errbuf, size_t errlen) {
+static int mask_paths(const char *root, sp_error *err) {
         char p[PATH_MAX], null[PATH_MAX], first_dir[PATH_MAX] = "";
         struct stat s;
 
@@ -328,7 +323,7 @@ static int mask_paths(const char *root, char *errbuf, size_t errlen) {
         return 0;
 }
 
-int sp_mount_setup_child(const sp_mount_opts *o, char *errbuf, size_t errlen) {
+int sp_mount_setup_child(const sp_mount_opts *o, sp_error *err) {
         char p[PATH_MAX];
         int r;
 
@@ -349,7 +344,7 @@ int sp_mount_setup_child(const sp_mount_opts *o, char *errbuf, size_t errlen) {
         snprintf(p, sizeof(p), "%s/proc", o->root);
         if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
                 return FAIL(-errno, "mount /proc: %m");
-        r = setup_dev(o->root, o->shm_bytes, errbuf, errlen);
+        r = setup_dev(o->root, o->shm_bytes, err);
         if (r < 0)
                 return r;
         /* sysfs of the sandbox's own network namespace, read-only. */
@@ -357,7 +352,7 @@ int sp_mount_setup_child(const sp_mount_opts *o, char *errbuf, size_t errlen) {
         if (mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 &&
             mount("none", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0)
                 return FAIL(-errno, "mount /sys: %m");
-        r = mask_paths(o->root, errbuf, errlen);
+        r = mask_paths(o->root, err);
         if (r < 0)
                 return r;
 

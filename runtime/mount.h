@@ -36,8 +36,7 @@ typedef struct sp_stage_layers {
 #define SP_STAGE_MAX_LAYERS 8
 
 int sp_stage_build(sp_stage *st, const char *stage_dir, const char *name, const char *rootfs,
-                   const sp_stage_layers *layers, int userns_fd, uid_t id_base, uint64_t disk_bytes, char *errbuf,
-                   size_t errlen);
+                   const sp_stage_layers *layers, int userns_fd, uid_t id_base, uint64_t disk_bytes, sp_error *err);
 /* Detach the staging mounts from the caller's namespace (the sandbox keeps
  * its copies) and remove the directory. Keeps root_fd. Idempotent. */
 void sp_stage_release(sp_stage *st);
@@ -51,5 +50,5 @@ typedef struct sp_mount_opts {
 
 /* In the child, after unshare(CLONE_NEWNS): build /proc, /dev, /sys and the
  * masks under root, pivot into it and drop the old root. On failure
- * writes what failed into errbuf. */
-int sp_mount_setup_child(const sp_mount_opts *o, char *errbuf, size_t errlen);
+ * fills err with what failed. */
+int sp_mount_setup_child(const sp_mount_opts *o, sp_error *err);

@@ -106,7 +106,7 @@ static _noreturn_ void child_fail(int ctl, int r, const char *msg) {
 }
 
 static _noreturn_ void child_main(const child_args *a) {
-        char errbuf[200], msg[256];
+        sp_error e = {};
         char buf[sizeof(sp_msg_hdr) + 64];
         int fds[SP_MSG_MAX_FDS];
         size_t nfds = 0;
@@ -142,10 +142,10 @@ static _noreturn_ void child_main(const child_args *a) {
         if (unshare(CLONE_NEWNS | CLONE_NEWCGROUP) < 0)
                 child_fail(ctl, -errno, "unshare mount and cgroup namespaces");
         sp_mount_opts mo = {.root = a->stage_root, .shm_bytes = a->spec->limits.memory_bytes};
-        r = sp_mount_setup_child(&mo, errbuf, sizeof(errbuf));
+        r = sp_mount_setup_child(&mo, &e);
         if (r < 0) {
-                snprintf(msg, sizeof(msg), "mounts: %s", errbuf);
-                child_fail(ctl, r, msg);
+                (void) sp_error_prefix(&e, "mounts");
+                child_fail(ctl, r, e.message);
         }
         for (int i = 0; i < 3; i++)
                 if (open("/dev/null", O_RDWR) != i)
@@ -237,7 +237,6 @@ int sp_sandbox_try_reap(sp_sandbox *sb, int *ret_code, int *ret_status) {
 int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *err) {
         _cleanup_close_pair_ int pair[2] = {-EBADF, -EBADF};
         _cleanup_close_ int userns_fd = -EBADF;
-        char errbuf[200];
         sp_sandbox *sb;
         int r;
 
@@ -304,11 +303,9 @@ int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *er
                 goto fail;
         }
         r = sp_stage_build(&sb->stage, spec->stage_dir, spec->name, spec->rootfs, spec->layers, userns_fd, spec->id_base,
-                           sp_limits_disk_size(&spec->limits), errbuf, sizeof(errbuf));
-        if (r < 0) {
-                sp_error_set(err, r, "%s", errbuf);
+                           sp_limits_disk_size(&spec->limits), err);
+        if (r < 0)
                 goto fail;
-        }
         r = sp_msg_send(sb->ctl, SP_MSG_STAGE_GO, 0, 0, 0, NULL, 0, NULL, 0);
         if (r < 0) {
                 sp_error_set(err, r, "sandbox PID 1 died during setup");
@@ -338,7 +335,11 @@ int sp_sandbox_create(const sp_sandbox_spec *spec, int timeout_ms, sp_sandbox **
         }
         if (r >= 0 && ev.type == SP_EVENT_FAILED) {
                 r = ev.error.code < 0 ? ev.error.code : -EIO;
-                sp_error_set(err, r, "sandbox setup failed: %s", ev.error.message);
+                if (err) {
+                        *err = ev.error;
+                        err->code = r;
+                        (void) sp_error_prefix(err, "sandbox setup failed");
+                }
         } else if (r == -ETIME)
                 sp_error_set(err, r, "sandbox setup timed out after %d ms", timeout_ms);
         else
