@@ -46,6 +46,7 @@ typedef struct server_metrics {
         uint64_t header_deadline_closes;
         uint64_t no_capacity;
         uint64_t capacity_waits;
+        uint64_t background_started; /* background commands (api-commands.c) */
 } server_metrics;
 
 struct server {
