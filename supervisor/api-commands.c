@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "api-commands.h"
+#include "api-exec.h"
 #include "command.h"
 #include "exec-request.h"
 #include "log.h"
@@ -88,15 +89,6 @@ static int query_bool(request *r, const char *key, bool *ret) {
 }
 
 /* ---- POST /v1/sessions/{id}/commands ------------------------------------------- */
-
-static void reply_start_error(request *r, int err, const sp_error *e) {
-        if (err == -E2BIG)
-                reply_error(r, 400, "bad_request", "argv and env are too large: %s", e->message);
-        else if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN)
-                reply_error(r, 409, "conflict", "the sandbox is no longer running: %s", e->message);
-        else
-                reply_error(r, 500, "internal", "cannot start the command: %s", e->message);
-}
 
 /* The body of exec, with background true (the default here). */
 static int commands_params(request *r, exec_params *p) {
@@ -179,7 +171,7 @@ void api_commands_create(request *r) {
         k = session_exec(s, &spec, &j, &err);
         if (k < 0) {
                 exec_params_done(&p);
-                return reply_start_error(r, k, &err);
+                return api_reply_spawn_error(r, k, &err);
         }
         k = command_set_add(set, j, p.argv, p.max_output, p.pty, &c);
         exec_params_done(&p);

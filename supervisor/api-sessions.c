@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* POST/GET /v1/sessions, GET/DELETE /v1/sessions/{id}. */
 #include "api-sessions.h"
+#include "api-templates.h"
 #include "log.h"
 #include "session.h"
 
@@ -41,7 +42,7 @@ static void create_ready(session *s, int error, const char *message, void *userd
 
 void api_sessions_create(request *r) {
         static const char *const known[] = { "env", "timeout_ms", "idle_timeout_ms", "memory_mb", "cpu_pct", "labels",
-                                             "timeout_s", "idle_timeout_s" /* aliases */ };
+                                             "template", "timeout_s", "idle_timeout_s" /* aliases */ };
         json_auto_t *body = request_json_body(r, true);
         session_params p;
         const char *k;
@@ -62,6 +63,8 @@ void api_sessions_create(request *r) {
         e = session_params_from_json(r->srv, body, &p, &err);
         if (e < 0)
                 return reply_error(r, 400, "bad_request", "%s", err.message);
+        if (api_template_params(r, body, &p) < 0)
+                return;
         e = session_new(r->srv, r->cl->uid, &p, false, create_ready, r, &s, &err);
         if (e < 0)
                 return reply_session_new_failed(r, e, &err);
