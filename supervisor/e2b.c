@@ -23,6 +23,7 @@
 #include "e2b-envd.h"
 #include "e2b.h"
 #include "log.h"
+#include "template.h"
 #include "util.h"
 
 #ifndef UID_MAX
@@ -394,8 +395,9 @@ void e2b_set_op(e2b_req *q, const e2b_op_ops *ops, void *op) {
 
 static json_t *box_json(session *s, e2b_box *b, bool with_token) {
         usec_t end = s->created_real + s->timeout_ms * USEC_PER_MSEC;
-        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:i,s:i,s:i,s:s,s:O,s:s,s:n}", "templateID", "base",
-                              "sandboxID", s->id, "clientID", "sandpool", "alias", "base", "startedAt",
+        const char *tmpl = s->tmpl ? template_name(s->tmpl) : "base";
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:i,s:i,s:i,s:s,s:O,s:s,s:n}", "templateID", tmpl,
+                              "sandboxID", s->id, "clientID", "sandpool", "alias", tmpl, "startedAt",
                               json_time(s->created_real), "endAt", json_time(end), "cpuCount", 1, "memoryMB",
                               (int) (s->limits.memory_bytes / (1024 * 1024)), "diskSizeMB",
                               (int) (s->srv->config.cfg.disk_limit / (1024 * 1024)), "state", "running", "metadata",
@@ -441,18 +443,40 @@ static void create_ready(session *s, int error, const char *message, void *userd
         e2b_resume(q);
 }
 
+/* "base" is the image; any other name a sandpool template (POST
+ * /v1/templates) the key's uid may use: its own, or one the configuration
+ * shares with everyone (group sharing needs a Unix socket peer). */
+static int create_template(e2b_req *q, uid_t uid, const char *name, session_params *p) {
+        const char *why = NULL;
+        template *t;
+
+        if (!name || streq(name, "base"))
+                return 0;
+        t = template_lookup(q->srv, name, uid, -EBADF, false);
+        if (!t) {
+                e2b_reply_error(q, 404, "no template '%s': 'base' (the image), or a sandpool template of yours", name);
+                return -ENOENT;
+        }
+        p->from = template_pool(t, &why);
+        if (!p->from) {
+                e2b_reply_error(q, 409, "template %s cannot be used: %s", name, why);
+                return -EBUSY;
+        }
+        p->tmpl = t;
+        return 0;
+}
+
 /* E2B's create body mapped onto POST /v1/sessions': timeout (s) is the
  * lifetime (an E2B sandbox has no idle timeout: the idle timeout is the
  * same), metadata the labels, envVars the environment. */
-static int create_params(e2b_req *q, json_t *body, session_params *p) {
+static int create_params(e2b_req *q, uid_t uid, json_t *body, session_params *p) {
         json_t *tmpl = json_object_get(body, "templateID"), *to = json_object_get(body, "timeout");
         json_t *md = json_object_get(body, "metadata"), *env = json_object_get(body, "envVars");
         json_auto_t *sp = json_object();
         sp_error err = {};
 
-        if (tmpl && !json_is_null(tmpl) && (!json_is_string(tmpl) || !streq(json_string_value(tmpl), "base"))) {
-                e2b_reply_error(q, 400, "sandpool has no template '%s' here: only 'base' (the default image)",
-                                json_is_string(tmpl) ? json_string_value(tmpl) : "?");
+        if (tmpl && !json_is_null(tmpl) && !json_is_string(tmpl)) {
+                e2b_reply_error(q, 400, "'templateID' must be a template's name");
                 return -EINVAL;
         }
         if (json_is_true(json_object_get(body, "autoPause")) || json_object_get(body, "volumeMounts") ||
@@ -483,7 +507,7 @@ static int create_params(e2b_req *q, json_t *body, session_params *p) {
                 e2b_reply_error(q, 400, "%s", err.message);
                 return k;
         }
-        return 0;
+        return create_template(q, uid, tmpl ? json_string_value(tmpl) : NULL, p);
 }
 
 static void api_create(e2b_req *q, uid_t uid, json_t *body) {
@@ -491,7 +515,7 @@ static void api_create(e2b_req *q, uid_t uid, json_t *body) {
         sp_error err = {};
         session *s = NULL;
 
-        if (create_params(q, body, &p) < 0)
+        if (create_params(q, uid, body, &p) < 0)
                 return;
         int k = session_new(q->srv, uid, &p, false, create_ready, q, &s, &err);
         if (k == -EBUSY)

@@ -265,8 +265,36 @@ test('a terminal: pty.create, sendInput, resize, on a devpts of the sandbox', as
   }
 })
 
+test('a templateID is a sandpool template of the key\'s uid', async () => {
+  // made through sandpool's own API by uid 0, the uid of key A
+  const src = await sandpool('POST', '/v1/sessions', {})
+  assert.equal(src.status, 201)
+  const put = await new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: process.env.SANDPOOL_SOCKET, method: 'PUT', path: `/v1/sessions/${src.body.id}/files?path=/home/sandbox/from-template.txt` }, res => { res.resume(); res.on('end', () => resolve(res.statusCode)) })
+    req.on('error', reject)
+    req.end('made before the template\n')
+  })
+  assert.equal(put, 201)
+  const t = await sandpool('POST', '/v1/templates', { name: 'e2b-test-tmpl', from_session: src.body.id })
+  assert.equal(t.status, 201, JSON.stringify(t.body))
+  await sandpool('DELETE', `/v1/sessions/${src.body.id}`)
+  try {
+    const sbx = await Sandbox.create('e2b-test-tmpl')
+    try {
+      assert.equal((await sbx.files.read('from-template.txt')), 'made before the template\n')
+      assert.equal((await sbx.getInfo()).templateId, 'e2b-test-tmpl')
+    } finally {
+      await sbx.kill()
+    }
+    // another uid does not see it
+    await assert.rejects(Sandbox.create('e2b-test-tmpl', { apiKey: KEY_B }), err => /404|no template/.test(String(err)))
+  } finally {
+    assert.equal((await sandpool('DELETE', '/v1/templates/e2b-test-tmpl')).status, 204)
+  }
+})
+
 test('what sandpool does not do says so', async () => {
-  await assert.rejects(Sandbox.create('some-other-template'), err => /only 'base'/.test(String(err)))
+  await assert.rejects(Sandbox.create('some-other-template'), err => /no template 'some-other-template'/.test(String(err)))
   const sbx = await Sandbox.create()
   try {
     await assert.rejects(sbx.files.watchDir('/tmp', () => {}, { recursive: true }), err => /sandpool does not/.test(String(err)))

@@ -68,7 +68,7 @@ def test_sdk_cases(e2b_daemon):
     print(p.stderr[-3000:], file=sys.stderr)
     assert p.returncode == 0, "the SDK's cases failed (output above)"
     assert re.search(r"^ℹ fail 0$", p.stdout, re.M), p.stdout[-2000:]
-    assert re.search(r"^ℹ pass (\d+)$", p.stdout, re.M).group(1) == "13"
+    assert re.search(r"^ℹ pass (\d+)$", p.stdout, re.M).group(1) == "14"
     # every sandbox the cases made was killed or expired
     assert d.get("/v1/sessions").json["sessions"] == []
     assert d.proc.poll() is None
