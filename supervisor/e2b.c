@@ -669,7 +669,7 @@ static void control_dispatch(e2b_req *q) {
                 return e2b_reply_json(q, 200, list_json(q, uid));
         if (startswith(u, "/sandboxes/"))
                 return api_sandbox(q, uid, u + strlen("/sandboxes/"), body);
-        e2b_reply_error(q, 501, "sandpool does not support %s %s (templates, snapshots, volumes, teams)", q->method,
+        e2b_reply_error(q, 501, "sandpool does not support %s %s (template builds, snapshots, volumes, teams)", q->method,
                         q->url);
 }
 
