@@ -54,6 +54,14 @@ typedef struct sp_config {
         uint64_t session_timeout_ms;      /* 15min */
         uint64_t session_idle_timeout_ms; /* 5min */
         uint32_t max_sessions_per_uid;    /* 0: no cap beyond max_pool_size */
+        /* [network] */
+        char *net_uplink;          /* NULL: networking off */
+        char *net_upstream_dns;    /* "a.b.c.d[:port]" */
+        char *net_address_pool;    /* 10.231.0.0/16 */
+        char *net_nft_table;       /* sandpool */
+        uint32_t net_resolver_port; /* 53053 */
+        uint32_t net_max_connections; /* 256 */
+        char *net_policy;          /* NULL: only admins may ask for network */
 } sp_config;
 
 /* Where each key's value came from, for --print-config. */

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "egress.h"
+#include "netpolicy.h"
 #include "build-config.h"
 #include "cgroup-scope.h"
 #include "http.h"
@@ -332,6 +334,31 @@ static int load_image(server *srv) {
         return srv->image ? 0 : -ENOMEM;
 }
 
+/* Egress, when an uplink is configured: the nft table, the resolver, the
+ * operator's grants. Without one a session may only have "none". */
+static int setup_network(server *srv) {
+        const sp_config *cfg = &srv->config.cfg;
+        char why[300];
+        sp_error err = {};
+        int r;
+
+        r = netceiling_load(cfg->net_policy, &srv->netceiling, why, sizeof(why));
+        if (r < 0) {
+                log_error("[network] policy: %s", why);
+                return r;
+        }
+        if (!cfg->net_uplink || !*cfg->net_uplink)
+                return 0;
+        egress_options o = {.uplink = cfg->net_uplink, .table = cfg->net_nft_table,
+                            .address_pool = cfg->net_address_pool, .upstream_dns = cfg->net_upstream_dns,
+                            .resolver_port = (uint16_t) cfg->net_resolver_port,
+                            .max_connections = cfg->net_max_connections};
+        r = egress_new(srv->event, &o, &srv->egress, &err);
+        if (r < 0)
+                log_error("%s", err.message);
+        return r;
+}
+
 static int setup_runtime(server *srv) {
         const sp_config *cfg = &srv->config.cfg;
         sp_cgroup_manager_options opts = {};
@@ -429,6 +456,9 @@ static int setup_runtime(server *srv) {
                 log_info("Sandbox factory: %u workers", factory_n_workers(srv->factory));
         }
 
+        r = setup_network(srv);
+        if (r < 0)
+                return r;
         {
                 pool_env env;
                 pool_options o;
@@ -497,6 +527,10 @@ static int serve(server *srv) {
 
 static void server_done(server *srv) {
         server_end_sandboxes(srv, "exit");
+        /* after every session let go of its link */
+        egress_free(srv->egress);
+        srv->egress = NULL;
+        netceiling_free(srv->netceiling);
         http_stop(srv);
         srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);
         if (srv->cgroups)

@@ -81,12 +81,23 @@ int session_params_from_json(server *srv, json_t *body, session_params *p, const
         p->env = json_object_get(body, "env");
         if (p->env && !json_is_null(p->env) && !json_object_of_strings(p->env, true))
                 return *ret_err = "env (an object of strings, names without '=')", -EINVAL;
+        if (json_object_get(body, "network")) {
+                if (netpolicy_from_json(json_object_get(body, "network"), &p->network, p->why, sizeof(p->why)) < 0)
+                        return *ret_err = p->why, -EINVAL;
+                if (p->network.mode != NETPOLICY_NONE && !srv->egress)
+                        return *ret_err = "network (this daemon has no [network] uplink configured: only \"none\")",
+                               -EINVAL;
+        }
         p->labels = json_object_get(body, "labels");
         if (p->labels && !json_is_null(p->labels) && !json_object_of_strings(p->labels, false))
                 return *ret_err = "labels (an object of strings)", -EINVAL;
         if (json_object_size(p->labels) > 64)
                 return *ret_err = "labels (at most 64)", -EINVAL;
         return 0;
+}
+
+void session_params_done(session_params *p) {
+        netpolicy_done(&p->network);
 }
 
 /* --- the sandbox's events -------------------------------------------- */
@@ -181,13 +192,19 @@ static const box_holder_ops session_holder = {
         .died = box_session_died,
 };
 
-static void session_take(session *s, pool_sandbox *ps) {
+static int session_take(session *s, pool_sandbox *ps, sp_error *err) {
         box *b = pool_sandbox_box(ps);
 
         s->ps = ps;
         s->sb = box_sandbox(b);
         snprintf(s->sandbox_name, sizeof(s->sandbox_name), "%s", box_name(b));
         box_set_holder(b, &session_holder, s);
+        /* warm sandboxes have only lo: a networked session's veth and
+         * rules are made now, at take time */
+        if (s->network.mode != NETPOLICY_NONE && s->srv->egress)
+                return egress_attach(s->srv->egress, s->id, sp_sandbox_pidfd(s->sb), sp_sandbox_root_fd(s->sb),
+                                     &s->network, &s->net, err);
+        return 0;
 }
 
 /* The pool's answer to a session that waited for a sandbox. */
@@ -195,6 +212,7 @@ static void session_acquired(pool_sandbox *ps, int error, const char *message, v
         session *s = userdata;
         session_ready_fn cb = s->ready_cb;
         void *ud = s->ready_userdata;
+        sp_error nerr = {};
 
         s->waiter = NULL;
         s->ready_cb = NULL;
@@ -203,8 +221,14 @@ static void session_acquired(pool_sandbox *ps, int error, const char *message, v
                 log_session(LOG_ERR, s->id, "no sandbox: %s", message ? message : strerror(-error));
         } else {
                 s->srv->metrics.sandboxes_started++;
-                session_take(s, ps);
-                session_mark_ready(s, false);
+                if (session_take(s, ps, &nerr) < 0) {
+                        error = nerr.code < 0 ? nerr.code : -EIO;
+                        message = nerr.message;
+                        log_session(LOG_ERR, s->id, "%s", nerr.message);
+                        s->ps = NULL, s->sb = NULL;
+                        pool_release(s->srv->pool, ps);
+                } else
+                        session_mark_ready(s, false);
         }
         if (cb)
                 cb(s, error, message, ud);
@@ -288,6 +312,8 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         s->env = p->env && json_is_object(p->env) ? json_deep_copy(p->env) : json_object();
         s->labels = p->labels && json_is_object(p->labels) ? json_deep_copy(p->labels) : json_object();
         r = random_id_hex(s->id, 16);
+        if (r >= 0)
+                r = netpolicy_copy(&p->network, &s->network);
         if (r >= 0 && (!s->env || !s->labels))
                 r = -ENOMEM;
         if (r >= 0)
@@ -303,6 +329,7 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
                 s->timer = sd_event_source_disable_unref(s->timer);
                 json_decref(s->env);
                 json_decref(s->labels);
+                netpolicy_done(&s->network);
                 free(s);
                 return r;
         }
@@ -313,7 +340,11 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         srv->sessions = s;
         *ret = s;
         if (ps) {
-                session_take(s, ps);
+                if (session_take(s, ps, err) < 0) {
+                        r = err->code;
+                        session_destroy(s, "network setup failed");
+                        return r < 0 ? r : -EIO;
+                }
                 session_mark_ready(s, true);
                 return 1;
         }
@@ -399,6 +430,7 @@ void session_destroy(session *s, const char *reason) {
                 s->ready_cb = NULL;
                 cb(s, -ECANCELED, reason, s->ready_userdata);
         }
+        egress_detach(TAKE_PTR(s->net));
         /* The pool reaps it off the request's path and frees the slot. */
         if (s->ps && srv->pool)
                 pool_release(srv->pool, s->ps);
@@ -412,6 +444,7 @@ void session_destroy(session *s, const char *reason) {
                     (now_mono() - t0) / 1000.0);
         json_decref(s->env);
         json_decref(s->labels);
+        netpolicy_done(&s->network);
         free(s->jobs);
         free(s);
         notify_status(srv);
@@ -465,6 +498,11 @@ json_t *session_to_json(session *s, bool with_usage) {
                       "labels", s->labels,
                       "running_commands", (int) s->n_jobs,
                       "sandbox", s->sandbox_name);
+        if (j) {
+                json_object_set_new(j, "network", netpolicy_to_json(&s->network));
+                if (s->net)
+                        json_object_set_new(j, "network_usage", egress_link_to_json(s->net, with_usage));
+        }
         if (j && with_usage && s->sb) {
                 sp_sandbox_stats st = {};
                 if (sp_sandbox_stats_read(s->sb, &st) >= 0)

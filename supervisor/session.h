@@ -4,8 +4,10 @@
 /* A session: one sandbox handed to one client uid, with a lifetime and an
  * idle timeout enforced by one timer, and the commands running in it. */
 
+#include "egress.h"
 #include "idslot.h"
 #include "job.h"
+#include "netpolicy.h"
 #include "pool.h"
 #include "server.h"
 
@@ -39,6 +41,8 @@ struct session {
         sp_limits limits;
         json_t *env;          /* object: default environment for its commands */
         json_t *labels;       /* object of strings */
+        netpolicy network;    /* what it asked for (none: only lo) */
+        egress_link *net;     /* its veth and rules while ready, if networked */
         const char *end_reason;
         bool died;            /* its PID 1 died under it: end_reason says how */
         char died_cause[160];
@@ -55,7 +59,10 @@ typedef struct session_params {
         sp_limits limits;
         json_t *env;    /* borrowed, may be NULL */
         json_t *labels; /* borrowed, may be NULL */
+        netpolicy network; /* owned: session_params_done() */
+        char why[256];     /* what is wrong with network, for the 400 */
 } session_params;
+void session_params_done(session_params *p);
 
 void session_params_default(server *srv, session_params *p);
 /* Validate the optional body of POST /v1/sessions against the config. 0, or
