@@ -59,7 +59,9 @@ typedef struct sp_config {
         char *net_upstream_dns;    /* "a.b.c.d[:port]" */
         char *net_address_pool;    /* 10.231.0.0/16 */
         char *net_nft_table;       /* sandpool */
+        char *net_interface_prefix; /* spn */
         uint32_t net_resolver_port; /* 53053 */
+        uint32_t net_proxy_port;   /* 53080 */
         uint32_t net_max_connections; /* 256 */
         char *net_policy;          /* NULL: only admins may ask for network */
 } sp_config;

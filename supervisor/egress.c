@@ -13,12 +13,12 @@
 #include "egress.h"
 #include "log.h"
 #include "macro.h"
+#include "netproxy.h"
 #include "nft.h"
 #include "resolver.h"
 #include "time-util.h"
 #include "veth.h"
 
-#define IFACE_PREFIX "spn"
 #define MAX_OPEN_ADDRS 256   /* resolved addresses open per sandbox at once */
 #define TTL_MIN 5u           /* seconds an answer stays open at least */
 #define TTL_MAX 3600u
@@ -53,12 +53,13 @@ struct egress_link {
 struct egress {
         sd_event *event;
         sp_nft *nft;
-        char *table, *uplink;
+        char *table, *uplink, *prefix;
         uint32_t pool_base; /* host order */
         unsigned n_slots, next_slot;
         egress_link **links;
         resolver *resolver;
-        uint64_t attached, detached, attach_failures, denied_names;
+        netproxy *proxy;
+        uint64_t attached, detached, attach_failures, denied_names, proxy_refused;
         uint64_t bytes_in_done, bytes_out_done; /* of detached links */
 };
 
@@ -90,7 +91,7 @@ static const char *ip4(uint32_t a, char buf[static INET_ADDRSTRLEN]) {
  * first, so that a table a crashed daemon left is replaced atomically. */
 static int write_ruleset(const egress *g, const egress_options *o, const char *pool, char **ret) {
         char *t = NULL;
-        unsigned port = o->resolver_port;
+        unsigned port = o->resolver_port, pport = o->proxy_port;
         char connlimit[96] = "";
 
         if (o->max_connections)
@@ -107,27 +108,30 @@ static int write_ruleset(const egress *g, const egress_options *o, const char *p
                      " set allow { type ipv4_addr . ipv4_addr . inet_service; flags timeout; }\n"
                      " set cidr { type ipv4_addr . ipv4_addr . inet_service; flags interval; }\n"
                      " set open { type ipv4_addr; }\n"
+                     " set proxied { type ipv4_addr; }\n"
                      " set denied { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags dynamic,timeout;"
                      " size 16384; counter; }\n"
                      " set conns { type ipv4_addr; flags dynamic; size 16384; }\n"
                      " chain antispoof { type filter hook prerouting priority -300; policy accept;\n"
-                     "  iifname \"" IFACE_PREFIX "*\" fib saddr . iif oif missing drop\n }\n"
+                     "  iifname \"%7$s*\" fib saddr . iif oif missing drop\n }\n"
                      " chain dns_redirect { type nat hook prerouting priority dstnat; policy accept;\n"
-                     "  iifname \"" IFACE_PREFIX "*\" fib daddr type local meta l4proto { tcp, udp } th dport 53"
-                     " redirect to :%3$u\n }\n"
+                     "  iifname \"%7$s*\" fib daddr type local meta l4proto { tcp, udp } th dport 53"
+                     " redirect to :%3$u\n"
+                     "  iifname \"%7$s*\" ip saddr @proxied tcp dport { 80, 443 } fib daddr type != local"
+                     " redirect to :%6$u\n }\n"
                      " chain masq { type nat hook postrouting priority srcnat; policy accept;\n"
-                     "  iifname \"" IFACE_PREFIX "*\" oifname \"%4$s\" masquerade\n }\n"
+                     "  iifname \"%7$s*\" oifname \"%4$s\" masquerade\n }\n"
                      " chain input { type filter hook input priority filter; policy accept;\n"
-                     "  iifname \"" IFACE_PREFIX "*\" jump sandbox_in\n"
-                     "  meta l4proto { tcp, udp } th dport %3$u drop\n }\n"
+                     "  iifname \"%7$s*\" jump sandbox_in\n"
+                     "  meta l4proto { tcp, udp } th dport { %3$u, %6$u } drop\n }\n"
                      " chain sandbox_in {\n"
                      "  ct state established,related accept\n"
-                     "  meta l4proto { tcp, udp } th dport %3$u ct status dnat accept\n"
+                     "  meta l4proto { tcp, udp } th dport { %3$u, %6$u } ct status dnat accept\n"
                      "  goto deny\n }\n"
                      " chain forward { type filter hook forward priority filter; policy accept;\n"
-                     "  iifname \"" IFACE_PREFIX "*\" jump sandbox_out\n"
-                     "  oifname \"" IFACE_PREFIX "*\" ct state established,related accept\n"
-                     "  oifname \"" IFACE_PREFIX "*\" drop\n }\n"
+                     "  iifname \"%7$s*\" jump sandbox_out\n"
+                     "  oifname \"%7$s*\" ct state established,related accept\n"
+                     "  oifname \"%7$s*\" drop\n }\n"
                      " chain sandbox_out {\n"
                      "  ct state established,related accept\n"
                      "  %5$s"
@@ -143,7 +147,7 @@ static int write_ruleset(const egress *g, const egress_options *o, const char *p
                      " timeout " DENIED_TIMEOUT " }\n"
                      "  drop\n }\n"
                      "}\n",
-                     g->table, pool, port, g->uplink, connlimit) < 0)
+                     g->table, pool, port, g->uplink, connlimit, pport, g->prefix) < 0)
                 return -ENOMEM;
         *ret = t;
         return 0;
@@ -172,6 +176,13 @@ static const netpolicy *resolver_lookup(void *userdata, uint32_t saddr, void **r
 static void resolver_denied(void *userdata, void *link, const char *name, const char *reason);
 static size_t resolver_answered(void *userdata, void *link, const char *name, uint32_t *addrs, uint32_t *ttls,
                                 size_t n);
+static void *proxy_lookup(void *userdata, uint32_t saddr);
+static int proxy_check(void *userdata, void *link, uint32_t daddr, uint16_t dport, const char *name,
+                       const char **reason);
+static const netproxy_ops egress_proxy_ops = {
+        .lookup = proxy_lookup,
+        .check = proxy_check,
+};
 static const resolver_ops egress_resolver_ops = {
         .lookup = resolver_lookup,
         .denied = resolver_denied,
@@ -192,6 +203,9 @@ int egress_new(sd_event *e, const egress_options *o, egress **ret, sp_error *err
         if (parse_hostport(o->upstream_dns, &upstream) < 0)
                 return sp_error_set(err, -EINVAL, "[network] upstream_dns '%s': an IPv4 address, with :port or not",
                                     o->upstream_dns ? o->upstream_dns : "");
+        if (!o->interface_prefix || !*o->interface_prefix || strlen(o->interface_prefix) > 8 ||
+            strspn(o->interface_prefix, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(o->interface_prefix))
+                return sp_error_set(err, -EINVAL, "[network] interface_prefix: 1-8 lower-case letters or digits");
         r = check_uplink(o->uplink, err);
         if (r < 0)
                 return r;
@@ -201,10 +215,11 @@ int egress_new(sd_event *e, const egress_options *o, egress **ret, sp_error *err
         g->event = sd_event_ref(e);
         g->table = strdup(o->table);
         g->uplink = strdup(o->uplink);
+        g->prefix = strdup(o->interface_prefix);
         g->pool_base = pool.addr;
         g->n_slots = (unsigned) MIN((UINT64_C(1) << (32 - pool.prefixlen)) / 4, 16384u);
         g->links = calloc(g->n_slots, sizeof(*g->links));
-        if (!g->table || !g->uplink || !g->links) {
+        if (!g->table || !g->uplink || !g->prefix || !g->links) {
                 egress_free(g);
                 return sp_error_set(err, -ENOMEM, "out of memory");
         }
@@ -217,12 +232,18 @@ int egress_new(sd_event *e, const egress_options *o, egress **ret, sp_error *err
                 sp_error_set(err, r, "Failed to set up nftables: %s", strerror(-r));
         if (r >= 0) {
                 /* a crashed daemon's veths, whose sandboxes are still alive */
-                int n = sp_veth_sweep(IFACE_PREFIX);
+                int n = sp_veth_sweep(g->prefix);
                 if (n > 0)
                         log_info("Removed %d veth links left by an earlier daemon", n);
                 r = resolver_new(e, o->resolver_port, &upstream, &egress_resolver_ops, g, &g->resolver);
                 if (r < 0)
                         sp_error_set(err, r, "Failed to start the resolver on port %u: %s", o->resolver_port,
+                                     strerror(-r));
+        }
+        if (r >= 0) {
+                r = netproxy_new(e, o->proxy_port, o->max_connections, &egress_proxy_ops, g, &g->proxy);
+                if (r < 0)
+                        sp_error_set(err, r, "Failed to start the HTTP/TLS proxy on port %u: %s", o->proxy_port,
                                      strerror(-r));
         }
         if (r < 0) {
@@ -241,6 +262,7 @@ void egress_free(egress *g) {
         if (!g)
                 return;
         resolver_free(g->resolver);
+        netproxy_free(g->proxy);
         if (g->nft && g->table) {
                 snprintf(cmd, sizeof(cmd), "delete table inet %s\n", g->table);
                 if (sp_nft_run(g->nft, cmd, 0, NULL, why, sizeof(why)) < 0)
@@ -250,6 +272,7 @@ void egress_free(egress *g) {
         free(g->links);
         free(g->table);
         free(g->uplink);
+        free(g->prefix);
         sd_event_unref(g->event);
         free(g);
 }
@@ -293,14 +316,16 @@ static int add_static_elements(egress_link *l, bool add) {
         FILE *f;
         int r;
 
-        if (l->policy.mode == NETPOLICY_NONE || (l->policy.mode == NETPOLICY_ALLOW && l->policy.n_cidrs == 0))
+        if (l->policy.mode == NETPOLICY_NONE)
                 return 0;
         f = open_memstream(&cmd, &len);
         if (!f)
                 return -ENOMEM;
         ip4(l->addr, a);
-        if (l->policy.mode == NETPOLICY_OPEN)
-                fprintf(f, "%s element inet %s open { %s }\n", add ? "add" : "delete", l->g->table, a);
+        /* "open" goes by address alone; an allowlist's HTTP and HTTPS
+         * through the proxy, which checks the name as well */
+        fprintf(f, "%s element inet %s %s { %s }\n", add ? "add" : "delete", l->g->table,
+                l->policy.mode == NETPOLICY_OPEN ? "open" : "proxied", a);
         for (unsigned i = 0; i < l->policy.n_cidrs; i++)
                 for (unsigned p = 0; p < l->policy.n_ports; p++)
                         fprintf(f, "%s element inet %s cidr { %s . %s/%u . %u }\n", add ? "add" : "delete",
@@ -336,7 +361,7 @@ int egress_attach(egress *g, const char *session_id, int pidfd, int root_fd, con
         }
         for (unsigned tries = 0;; tries++) {
                 l->index = slot;
-                snprintf(l->ifname, sizeof(l->ifname), IFACE_PREFIX "%u", slot);
+                snprintf(l->ifname, sizeof(l->ifname), "%s%u", g->prefix, slot);
                 l->gateway = htonl(g->pool_base + 4 * slot + 1);
                 l->addr = htonl(g->pool_base + 4 * slot + 2);
                 spec = (sp_veth_spec) {.host_name = l->ifname, .peer_name = "eth0", .prefixlen = 30,
@@ -444,6 +469,7 @@ void egress_detach(egress_link *l) {
                 return;
         g = l->g;
         resolver_forget(g->resolver, l);
+        netproxy_forget(g->proxy, l);
         if (sp_veth_stats(l->ifindex, &rx, &tx) >= 0) {
                 g->bytes_out_done += rx;
                 g->bytes_in_done += tx;
@@ -610,6 +636,47 @@ static size_t resolver_answered(void *userdata, void *link, const char *name, ui
         return kept;
 }
 
+/* ---- the proxy's view ------------------------------------------------ */
+
+static void *proxy_lookup(void *userdata, uint32_t saddr) {
+        return link_by_addr(userdata, saddr);
+}
+
+static int proxy_check(void *userdata, void *link, uint32_t daddr, uint16_t dport, const char *name,
+                       const char **reason) {
+        egress_link *l = link;
+        usec_t now = now_mono();
+        bool port_ok = false, resolved = false;
+        char what[80], d[INET_ADDRSTRLEN];
+
+        for (unsigned i = 0; i < l->policy.n_ports; i++)
+                port_ok = port_ok || l->policy.ports[i] == dport;
+        for (unsigned i = 0; i < l->n_open; i++)
+                resolved = resolved || (l->open[i].addr == daddr && l->open[i].expires > now);
+        *reason = NULL;
+        if (!port_ok)
+                *reason = "port not listed";
+        else if (!address_reachable(l, daddr))
+                *reason = "address never reachable";
+        else {
+                for (unsigned i = 0; i < l->policy.n_cidrs; i++)
+                        if (netpolicy_cidr_contains(&l->policy.cidrs[i], ntohl(daddr)))
+                                return 0; /* listed by address: no name needed */
+                if (!resolved)
+                        *reason = "address not resolved";
+                else if (!name)
+                        *reason = "no SNI or Host";
+                else if (!netpolicy_allows_name(&l->policy, name))
+                        *reason = "SNI/Host not allowed";
+                else
+                        return 0;
+        }
+        snprintf(what, sizeof(what), "%.40s@%s:%u", name ? name : "", ip4(daddr, d), dport);
+        note_denied(l, what, *reason);
+        l->g->proxy_refused++;
+        return -EPERM;
+}
+
 /* ---- observability ---------------------------------------------------- */
 
 typedef struct denied_acc {
@@ -681,7 +748,9 @@ void egress_write_metrics(egress *g, FILE *f) {
                 "sandpool_dns_queries_total{answer=\"refused\"} %" PRIu64 "\n"
                 "sandpool_dns_queries_total{answer=\"servfail\"} %" PRIu64 "\n"
                 "# HELP sandpool_dns_denied_total Names refused to sandboxes.\n"
-                "# TYPE sandpool_dns_denied_total counter\nsandpool_dns_denied_total %" PRIu64 "\n",
+                "# TYPE sandpool_dns_denied_total counter\nsandpool_dns_denied_total %" PRIu64 "\n"
+                "# HELP sandpool_proxy_refused_total HTTP/TLS connections refused by address, SNI or Host.\n"
+                "# TYPE sandpool_proxy_refused_total counter\nsandpool_proxy_refused_total %" PRIu64 "\n",
                 live, g->attached, g->attach_failures, in, out, rs.answered, rs.nxdomain, rs.refused, rs.servfail,
-                g->denied_names);
+                g->denied_names, g->proxy_refused);
 }

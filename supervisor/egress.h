@@ -10,6 +10,8 @@
  * counted per sandbox with address and port):
  *  - DNS to its gateway, redirected to the daemon's resolver; DNS (53, 853)
  *    to any other address never;
+ *  - TCP to 80 and 443 of an allowlist, redirected to the daemon's proxy,
+ *    which checks the address as below and the TLS SNI or HTTP Host name;
  *  - to an address its resolver answered, on one of its ports, until the
  *    record's TTL runs out (per-element timeouts in one nft set keyed by
  *    sandbox address . destination . port);
@@ -35,9 +37,11 @@ typedef struct egress_link egress_link;
 typedef struct egress_options {
         const char *uplink;        /* interface toward the internet */
         const char *table;         /* nft table (inet family) the daemon owns */
+        const char *interface_prefix; /* of its veths' names: "spn" makes spn0, spn1, ... */
         const char *address_pool;  /* "10.231.0.0/16": a /30 per sandbox */
         const char *upstream_dns;  /* "a.b.c.d" or "a.b.c.d:port" */
         uint16_t resolver_port;    /* where DNS from sandboxes is redirected to */
+        uint16_t proxy_port;       /* where their HTTP/HTTPS is redirected to (netproxy.c) */
         uint32_t max_connections;  /* per sandbox, tracked connections; 0: no cap */
 } egress_options;
 

@@ -350,8 +350,10 @@ static int setup_network(server *srv) {
         if (!cfg->net_uplink || !*cfg->net_uplink)
                 return 0;
         egress_options o = {.uplink = cfg->net_uplink, .table = cfg->net_nft_table,
+                            .interface_prefix = cfg->net_interface_prefix,
                             .address_pool = cfg->net_address_pool, .upstream_dns = cfg->net_upstream_dns,
                             .resolver_port = (uint16_t) cfg->net_resolver_port,
+                            .proxy_port = (uint16_t) cfg->net_proxy_port,
                             .max_connections = cfg->net_max_connections};
         r = egress_new(srv->event, &o, &srv->egress, &err);
         if (r < 0)

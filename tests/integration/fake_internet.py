@@ -143,6 +143,7 @@ def main():
                threading.Thread(target=dns_tcp, args=("198.51.100.10",))]
     for a in addrs:
         threads.append(threading.Thread(target=serve_http, args=(a, 80)))
+        threads.append(threading.Thread(target=serve_http, args=(a, 8080)))
         threads.append(threading.Thread(target=serve_http, args=(a, 443, ctx)))
     for t in threads:
         t.daemon = True

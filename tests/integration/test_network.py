@@ -341,16 +341,58 @@ def test_unlisted_name_is_nxdomain_and_never_asked_upstream(daemon, topo):
 
 
 def test_ip_literal_of_an_allowed_server_is_refused(daemon):
-    sid = session(daemon, ALLOW)
-    code, out = curl(daemon, sid, "http://198.51.100.20/")
-    assert code == 28, out  # timed out: dropped
-    # once resolved it is open (the positive control of the same path)
+    sid = session(daemon, dict(ALLOW, ports=[80, 443, 8080]))
+    # on 80 and 443 the proxy refuses it (the address was never resolved)
+    for url in ("http://198.51.100.20/", "https://198.51.100.20/"):
+        code, out = curl(daemon, sid, url, "-k")
+        assert code in (35, 52, 56), (url, code, out)
+    # on another port nft drops it
+    code, out = curl(daemon, sid, "http://198.51.100.20:8080/")
+    assert code == 28, out
+    # once resolved it is open on 8080 (the positive control of the same path) ...
     assert dns(daemon, sid, "allowed.test").startswith("rcode 0 an 1 198.51.100.20")
+    code, out = curl(daemon, sid, "http://198.51.100.20:8080/")
+    assert code == 0, out
+    # ... and on 80 the proxy still wants a name on the list, not an address
     code, out = curl(daemon, sid, "http://198.51.100.20/")
+    assert code in (52, 56), out
+    code, out = curl(daemon, sid, "http://allowed.test/")
     assert code == 0, out
     denied = daemon.get("/v1/sessions/" + sid).json["network_usage"]["denied"]
-    assert {"address": "198.51.100.20", "protocol": "tcp", "port": 80} in [
+    assert {"name": "198.51.100.20@198.51.100.20:80", "reason": "address not resolved"} in denied["names"], denied
+    assert {"name": "@198.51.100.20:443", "reason": "address not resolved"} in denied["names"], denied
+    assert {"address": "198.51.100.20", "protocol": "tcp", "port": 8080} in [
         {k: c[k] for k in ("address", "protocol", "port")} for c in denied["connections"]], denied
+    daemon.delete("/v1/sessions/" + sid)
+
+
+def test_unlisted_name_on_an_allowed_address_is_refused(daemon, topo):
+    sid = session(daemon, ALLOW)
+    with open(os.path.join(topo.dir, "cert.pem"), "rb") as f:
+        assert daemon.request("PUT", "/v1/sessions/%s/files?path=/tmp/ca.pem" % sid, f.read()).status == 201
+    # allowed.test resolves to 198.51.100.20 and opens it ...
+    code, out = curl(daemon, sid, "http://allowed.test/")
+    assert code == 0 and "host=allowed.test" in out, out
+    code, out = curl(daemon, sid, "https://allowed.test/", "--cacert", "/tmp/ca.pem")
+    assert code == 0, out
+    # ... but shared.test, on the same address, is not on the list
+    code, out = curl(daemon, sid, "http://shared.test/", "--resolve", "shared.test:80:198.51.100.20")
+    assert code in (52, 56), (code, out)
+    code, out = curl(daemon, sid, "https://shared.test/", "--resolve", "shared.test:443:198.51.100.20",
+                     "--cacert", "/tmp/ca.pem")
+    assert code == 35 or code == 56, (code, out)
+    code, out = curl(daemon, sid, "http://allowed.test/", "-H", "Host: shared.test")
+    assert code in (52, 56), (code, out)
+    # TLS without SNI: an address, not a name
+    out = py(daemon, sid, "import socket, ssl\n"
+                          "c = ssl.create_default_context(cafile='/tmp/ca.pem'); c.check_hostname = False\n"
+                          "s = socket.create_connection(('198.51.100.20', 443), timeout=4)\n"
+                          "try:\n c.wrap_socket(s).close(); print('passed')\n"
+                          "except OSError as e: print('refused', e)")
+    assert "refused" in out["stdout"], out
+    names = daemon.get("/v1/sessions/" + sid).json["network_usage"]["denied"]["names"]
+    assert {"name": "shared.test@198.51.100.20:80", "reason": "SNI/Host not allowed"} in names, names
+    assert {"name": "shared.test@198.51.100.20:443", "reason": "SNI/Host not allowed"} in names, names
     daemon.delete("/v1/sessions/" + sid)
 
 
@@ -482,7 +524,8 @@ def test_create_delete_cycles_leave_nothing(daemon):
 
 def test_stale_table_is_replaced_and_removed_at_stop(topo):
     in_ns(HOST_NS, "nft", "add table inet sandpool_stale; add chain inet sandpool_stale leftover")
-    d = make_daemon(topo, {"network": {"nft_table": "sandpool_stale", "resolver_port": "53054",
+    d = make_daemon(topo, {"network": {"nft_table": "sandpool_stale", "resolver_port": "53054", "proxy_port": "53081",
+                                       "interface_prefix": "spstale",
                                        "address_pool": "10.232.0.0/16"}})
     try:
         d.start()
@@ -493,6 +536,24 @@ def test_stale_table_is_replaced_and_removed_at_stop(topo):
     finally:
         d.cleanup()
         in_ns(HOST_NS, "nft", "delete table inet sandpool_stale", check=False)
+
+
+def test_connection_cap(topo):
+    d = make_daemon(topo, {"network": {"nft_table": "sandpool_cap", "resolver_port": "53055", "proxy_port": "53082", "interface_prefix": "spcap",
+                                       "address_pool": "10.233.0.0/16", "max_connections": "3"}})
+    try:
+        d.start()
+        sid = session(d, {"allow": ["allowed.test"]})
+        out = py(d, sid, "import socket\n"
+                         "socket.getaddrinfo('allowed.test', 80)\n"
+                         "held = [socket.create_connection(('198.51.100.20', 80), timeout=3) for _ in range(3)]\n"
+                         "s = socket.create_connection(('198.51.100.20', 80), timeout=3)\n"
+                         "s.sendall(b'GET / HTTP/1.1\\r\\nHost: allowed.test\\r\\n\\r\\n')\n"
+                         "print('fourth:', s.recv(100)[:15])")
+        assert "fourth: b''" in out["stdout"] or "Connection reset" in out["stderr"], out
+        d.stop()
+    finally:
+        d.cleanup()
 
 
 def test_no_uplink_means_none_only(topo):
