@@ -146,9 +146,9 @@ static const config_key config_keys[] = {
           "Port of the daemon's resolver on the host (sandbox DNS is redirected to it)." },
         { "network", "proxy_port", KEY_U32, OFF(net_proxy_port), "53080", 1, 65535, NULL,
           "Port of the daemon's HTTP/TLS proxy (sandbox TCP to 80 and 443 is redirected to it)." },
-        { "network", "max_connections", KEY_U32, OFF(net_max_connections), "256", 0, 1000000, NULL,
+        { "network", "connections_per_sandbox", KEY_U32, OFF(net_max_connections), "256", 0, 1000000, NULL,
           "Most tracked connections of one networked sandbox; 0: no cap." },
-        { "network", "policy", KEY_STRING, OFF(net_policy), "", 0, 0, check_optional_path,
+        { "network", "network_policy", KEY_STRING, OFF(net_policy), "", 0, 0, check_optional_path,
           "JSON file of grants: which names, cidrs, ports and rates whose sessions may ask for." },
 };
 #define N_KEYS ELEMENTSOF(config_keys)

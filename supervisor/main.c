@@ -344,7 +344,7 @@ static int setup_network(server *srv) {
 
         r = netceiling_load(cfg->net_policy, &srv->netceiling, why, sizeof(why));
         if (r < 0) {
-                log_error("[network] policy: %s", why);
+                log_error("[network] network_policy: %s", why);
                 return r;
         }
         if (!cfg->net_uplink || !*cfg->net_uplink)

@@ -139,7 +139,7 @@ def make_daemon(topo, extra=None):
     with open(policy, "w") as f:
         json.dump(GRANTS, f)
     conf = {"images": {"rootfs": IMAGE},
-            "network": {"uplink": "up0", "upstream_dns": "198.51.100.10", "policy": policy,
+            "network": {"uplink": "up0", "upstream_dns": "198.51.100.10", "network_policy": policy,
                         "nft_table": "sandpool_test"}}
     for k, v in (extra or {}).items():
         conf.setdefault(k, {}).update(v)
@@ -540,7 +540,7 @@ def test_stale_table_is_replaced_and_removed_at_stop(topo):
 
 def test_connection_cap(topo):
     d = make_daemon(topo, {"network": {"nft_table": "sandpool_cap", "resolver_port": "53055", "proxy_port": "53082", "interface_prefix": "spcap",
-                                       "address_pool": "10.233.0.0/16", "max_connections": "3"}})
+                                       "address_pool": "10.233.0.0/16", "connections_per_sandbox": "3"}})
     try:
         d.start()
         sid = session(d, {"allow": ["allowed.test"]})
