@@ -108,7 +108,7 @@ static int write_ruleset(const egress *g, const egress_options *o, const char *p
                      " set allow { type ipv4_addr . ipv4_addr . inet_service; flags timeout; }\n"
                      " set cidr { type ipv4_addr . ipv4_addr . inet_service; flags interval; }\n"
                      " set open { type ipv4_addr; }\n"
-                     " set proxied { type ipv4_addr; }\n"
+
                      " set denied { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags dynamic,timeout;"
                      " size 16384; counter; }\n"
                      " set conns { type ipv4_addr; flags dynamic; size 16384; }\n"
@@ -117,7 +117,7 @@ static int write_ruleset(const egress *g, const egress_options *o, const char *p
                      " chain dns_redirect { type nat hook prerouting priority dstnat; policy accept;\n"
                      "  iifname \"%7$s*\" fib daddr type local meta l4proto { tcp, udp } th dport 53"
                      " redirect to :%3$u\n"
-                     "  iifname \"%7$s*\" ip saddr @proxied tcp dport { 80, 443 } fib daddr type != local"
+                     "  iifname \"%7$s*\" ip saddr != @open tcp dport { 80, 443 } fib daddr type != local"
                      " redirect to :%6$u\n }\n"
                      " chain masq { type nat hook postrouting priority srcnat; policy accept;\n"
                      "  iifname \"%7$s*\" oifname \"%4$s\" masquerade\n }\n"
@@ -316,16 +316,17 @@ static int add_static_elements(egress_link *l, bool add) {
         FILE *f;
         int r;
 
-        if (l->policy.mode == NETPOLICY_NONE)
+        /* An allowlist without cidrs needs no element at all (its HTTP and
+         * HTTPS go to the proxy by default, the rest by resolved address):
+         * nothing to do at take time. "open" goes by address alone. */
+        if (l->policy.mode == NETPOLICY_NONE || (l->policy.mode == NETPOLICY_ALLOW && l->policy.n_cidrs == 0))
                 return 0;
         f = open_memstream(&cmd, &len);
         if (!f)
                 return -ENOMEM;
         ip4(l->addr, a);
-        /* "open" goes by address alone; an allowlist's HTTP and HTTPS
-         * through the proxy, which checks the name as well */
-        fprintf(f, "%s element inet %s %s { %s }\n", add ? "add" : "delete", l->g->table,
-                l->policy.mode == NETPOLICY_OPEN ? "open" : "proxied", a);
+        if (l->policy.mode == NETPOLICY_OPEN)
+                fprintf(f, "%s element inet %s open { %s }\n", add ? "add" : "delete", l->g->table, a);
         for (unsigned i = 0; i < l->policy.n_cidrs; i++)
                 for (unsigned p = 0; p < l->policy.n_ports; p++)
                         fprintf(f, "%s element inet %s cidr { %s . %s/%u . %u }\n", add ? "add" : "delete",
