@@ -15,6 +15,7 @@ internet: DNS 198.51.100.10, allowed.test and shared.test both on
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -231,6 +232,13 @@ def test_allowed_name_over_http_and_https(daemon, topo):
     assert "host=api.wild.test addr=198.51.100.30" in out["stdout"], out
     usage = daemon.get("/v1/sessions/" + sid).json["network_usage"]
     assert usage["bytes_in"] > 0 and usage["bytes_out"] > 0, usage
+    # sandpoolctl session shows the policy and the traffic
+    ctl = os.path.join(os.environ["SANDPOOL_BUILD_DIR"], "ctl", "sandpoolctl")
+    out = subprocess.run([ctl, "--socket", daemon.socket, "session", sid], capture_output=True, text=True,
+                         timeout=30).stdout
+    assert "network:        allow allowed.test, *.wild.test, rebind.test" in out, out
+    assert "; ports 80,443" in out, out
+    assert "net usage:      10.231." in out and "denied:" in out, out
     daemon.delete("/v1/sessions/" + sid)
 
 
