@@ -18,7 +18,7 @@ static void help_list(void) {
 static void help_one(void) {
         printf("Usage: sandpoolctl session [--json] ID\n"
                "\n"
-               "Everything about one session: owner, times, limits, usage, labels.\n"
+               "Everything about one session: owner, times, limits, usage, network, labels.\n"
                "Exit status 3 when there is no such session or it is not yours.\n");
 }
 
