@@ -60,6 +60,8 @@ struct egress {
         resolver *resolver;
         netproxy *proxy;
         uint64_t attached, detached, attach_failures, denied_names, proxy_refused;
+        usec_t last_denied_log;
+        uint64_t denied_not_logged;
         uint64_t bytes_in_done, bytes_out_done; /* of detached links */
 };
 
@@ -521,25 +523,30 @@ static void note_denied(egress_link *l, const char *what, const char *reason) {
         snprintf(n->reason, sizeof(n->reason), "%s", reason);
 }
 
+/* A refusal in the log: at most one line a second for the whole daemon,
+ * whatever the sandboxes send, saying how many were not logged. */
+static void log_denied(egress *g, egress_link *l, const char *kind, const char *what, const char *reason) {
+        usec_t now = now_mono();
+
+        if (g->last_denied_log && now - g->last_denied_log < USEC_PER_SEC) {
+                g->denied_not_logged++;
+                return;
+        }
+        log_session(LOG_NOTICE, l->session_id, "%s refused: %.100s (%s)", kind, what, reason);
+        if (g->denied_not_logged)
+                log_notice("... and %" PRIu64 " more refusals not logged", g->denied_not_logged);
+        g->last_denied_log = now;
+        g->denied_not_logged = 0;
+}
+
 static void resolver_denied(void *userdata, void *link, const char *name, const char *reason) {
         egress *g = userdata;
         egress_link *l = link;
-        static usec_t last_log;
-        static unsigned suppressed;
-        usec_t now = now_mono();
 
         g->denied_names++;
         l->denied_names++;
         note_denied(l, name, reason);
-        /* at most one line a second, whatever a sandbox sends */
-        if (now - last_log < USEC_PER_SEC) {
-                suppressed++;
-                return;
-        }
-        log_session(LOG_NOTICE, l->session_id, "DNS refused: %.100s (%s)%s", name, reason,
-                    suppressed ? " (and more, not logged)" : "");
-        last_log = now;
-        suppressed = 0;
+        log_denied(g, l, "DNS", name, reason);
 }
 
 /* May the sandbox reach this address at all (before its TTL)? */
@@ -675,6 +682,7 @@ static int proxy_check(void *userdata, void *link, uint32_t daddr, uint16_t dpor
         snprintf(what, sizeof(what), "%.40s@%s:%u", name ? name : "", ip4(daddr, d), dport);
         note_denied(l, what, *reason);
         l->g->proxy_refused++;
+        log_denied(l->g, l, "connection", what, *reason);
         return -EPERM;
 }
 
