@@ -2,6 +2,7 @@
 /* Transparent HTTP/HTTPS proxy: check SNI/Host, then splice. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -15,8 +16,9 @@
 #include "sniff.h"
 #include "time-util.h"
 
-#define BUF 16384
-#define MAX_CONNS 4096
+#define BUF 16384                /* the first bytes, read before deciding */
+#define PIPE_CAP 65536           /* a pipe's default capacity: 16 pages */
+#define MAX_CONNS 2048           /* 5 fds each */
 #define SNIFF_TIMEOUT_USEC (5 * USEC_PER_SEC)   /* the first bytes must come quickly */
 #define IDLE_TIMEOUT_USEC (300 * USEC_PER_SEC)
 
@@ -27,8 +29,18 @@ struct conn {
         void *link;
         int fd[2];                /* 0: the sandbox's side, 1: upstream */
         sd_event_source *io[2], *timer;
-        unsigned char buf[2][BUF]; /* buf[i]: read from fd[i], to be written to fd[1-i] */
-        size_t len[2];
+        /* Bytes read from fd[i] wait for fd[1-i] in buf (the first bytes
+         * of the sandbox's side, read to decide) or in pipe[i] (everything
+         * after: splice(2) moves pages, the bytes are never copied here). */
+        unsigned char buf[BUF];
+        size_t len;
+        int pipe[2][2];
+        size_t in_pipe[2];
+        /* A pipe holds 16 buffers, of less than a page each when a socket
+         * hands over small segments: it can be full below PIPE_CAP. Then
+         * its source is not watched until something has left it, or a
+         * readable socket would spin the loop. */
+        bool pipe_full[2];
         bool eof[2], shut[2];
         bool connecting, spliced;
         struct sockaddr_in dst;
@@ -59,20 +71,27 @@ static void conn_free(conn *c) {
         for (int i = 0; i < 2; i++) {
                 sd_event_source_disable_unref(c->io[i]);
                 safe_close(c->fd[i]);
+                safe_close(c->pipe[i][0]);
+                safe_close(c->pipe[i][1]);
         }
         sd_event_source_disable_unref(c->timer);
         free(c);
 }
 
-/* Which events each side waits for, from the state of both buffers. */
+static size_t pending(const conn *c, int from) {
+        return c->in_pipe[from] + (from == 0 ? c->len : 0);
+}
+
+/* Which events each side waits for, from what waits in both directions. */
 static void conn_update(conn *c) {
         for (int i = 0; i < 2; i++) {
                 uint32_t ev = 0;
                 if (!c->io[i])
                         continue;
-                if (!c->eof[i] && c->len[i] < BUF && (c->spliced || i == 0))
+                if (!c->eof[i] &&
+                    (c->spliced ? c->in_pipe[i] < PIPE_CAP && !c->pipe_full[i] : (i == 0 && c->len < BUF)))
                         ev |= EPOLLIN;
-                if ((i == 1 && c->connecting) || c->len[1 - i] > 0)
+                if ((i == 1 && c->connecting) || (c->spliced && pending(c, 1 - i) > 0))
                         ev |= EPOLLOUT;
                 (void) sd_event_source_set_io_events(c->io[i], ev);
                 (void) sd_event_source_set_enabled(c->io[i], ev ? SD_EVENT_ON : SD_EVENT_OFF);
@@ -106,8 +125,8 @@ static int conn_decide(conn *c) {
         const char *reason = "refused";
         int r, fd;
 
-        r = sniff_name(c->buf[0], c->len[0], name, sizeof(name));
-        if (r == 0 && c->len[0] < BUF && !c->eof[0])
+        r = sniff_name(c->buf, c->len, name, sizeof(name));
+        if (r == 0 && c->len < BUF && !c->eof[0])
                 return 0; /* more to come */
         if (c->p->ops->check(c->p->userdata, c->link, c->dst.sin_addr.s_addr, ntohs(c->dst.sin_port),
                              r > 0 ? name : NULL, &reason) < 0) {
@@ -131,25 +150,53 @@ static int conn_decide(conn *c) {
         return 0;
 }
 
-static bool side_read(conn *c, int i) {
-        ssize_t k = recv(c->fd[i], c->buf[i] + c->len[i], BUF - c->len[i], MSG_DONTWAIT);
+/* Before the decision: the first bytes of the sandbox's side, into buf. */
+static bool sniff_read(conn *c) {
+        ssize_t k = recv(c->fd[0], c->buf + c->len, BUF - c->len, MSG_DONTWAIT);
 
         if (k < 0)
                 return errno == EAGAIN || errno == EINTR;
         if (k == 0)
-                c->eof[i] = true;
-        c->len[i] += (size_t) k;
+                c->eof[0] = true;
+        c->len += (size_t) k;
         return true;
 }
 
-static bool side_write(conn *c, int to) {
-        int from = 1 - to;
-        ssize_t k = send(c->fd[to], c->buf[from], c->len[from], MSG_DONTWAIT | MSG_NOSIGNAL);
+/* Move what can move from fd[from] to fd[1-from]. false: the connection
+ * is broken. */
+static bool pump(conn *c, int from) {
+        int to = 1 - from;
+        ssize_t k;
 
-        if (k < 0)
-                return errno == EAGAIN || errno == EINTR;
-        memmove(c->buf[from], c->buf[from] + k, c->len[from] - (size_t) k);
-        c->len[from] -= (size_t) k;
+        if (from == 0 && c->len > 0) { /* the bytes read to decide go first */
+                k = send(c->fd[1], c->buf, c->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (k < 0)
+                        return errno == EAGAIN || errno == EINTR;
+                memmove(c->buf, c->buf + k, c->len - (size_t) k);
+                c->len -= (size_t) k;
+                if (c->len > 0)
+                        return true;
+        }
+        if (!c->eof[from] && c->in_pipe[from] < PIPE_CAP) {
+                k = splice(c->fd[from], NULL, c->pipe[from][1], NULL, PIPE_CAP - c->in_pipe[from],
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                if (k == 0)
+                        c->eof[from] = true;
+                else if (k > 0)
+                        c->in_pipe[from] += (size_t) k;
+                else if (errno == EAGAIN && c->in_pipe[from] > 0)
+                        c->pipe_full[from] = true; /* or the socket is empty: either way, wait */
+                else if (errno != EAGAIN && errno != EINTR)
+                        return false;
+        }
+        if (c->in_pipe[from] > 0) {
+                k = splice(c->pipe[from][0], NULL, c->fd[to], NULL, c->in_pipe[from], SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                if (k > 0) {
+                        c->in_pipe[from] -= (size_t) k;
+                        c->pipe_full[from] = false;
+                } else if (k < 0 && errno != EAGAIN && errno != EINTR)
+                        return false;
+        }
         return true;
 }
 
@@ -160,7 +207,8 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         if (i == 1 && c->connecting) {
                 int err = 0;
                 socklen_t l = sizeof(err);
-                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err != 0) {
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err != 0 ||
+                    pipe2(c->pipe[0], O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(c->pipe[1], O_CLOEXEC | O_NONBLOCK) < 0) {
                         c->p->stats.failed++;
                         conn_free(c);
                         return 0;
@@ -169,34 +217,29 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 c->spliced = true;
                 c->p->stats.spliced++;
         }
-        if ((revents & EPOLLIN) && !side_read(c, i)) {
-                conn_free(c);
-                return 0;
-        }
-        if (!c->spliced && !c->connecting) {
-                if (conn_decide(c) < 0)
+        if (!c->spliced) {
+                if (c->connecting)
                         return 0;
-                conn_update(c);
+                if (!sniff_read(c)) {
+                        conn_free(c);
+                        return 0;
+                }
+                if (conn_decide(c) >= 0)
+                        conn_update(c);
                 return 0;
         }
-        if ((revents & (EPOLLOUT | EPOLLIN)) && c->len[1 - i] > 0 && !side_write(c, i)) {
+        if (!pump(c, 0) || !pump(c, 1)) {
                 conn_free(c);
                 return 0;
         }
-        if (c->spliced)
-                for (int k = 0; k < 2; k++)
-                        if (c->len[1 - k] > 0 && !side_write(c, k)) {
-                                conn_free(c);
-                                return 0;
-                        }
         /* a side that ended, once everything it sent is through: end the
          * other side's writing too */
         for (int k = 0; k < 2; k++)
-                if (c->spliced && c->eof[k] && c->len[k] == 0 && !c->shut[1 - k]) {
+                if (c->eof[k] && pending(c, k) == 0 && !c->shut[1 - k]) {
                         (void) shutdown(c->fd[1 - k], SHUT_WR);
                         c->shut[1 - k] = true;
                 }
-        if ((c->eof[0] && c->eof[1] && c->len[0] == 0 && c->len[1] == 0) || (revents & EPOLLERR)) {
+        if ((c->eof[0] && c->eof[1] && pending(c, 0) == 0 && pending(c, 1) == 0) || (revents & EPOLLERR)) {
                 conn_free(c);
                 return 0;
         }
@@ -236,6 +279,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         c->link = link;
         c->fd[0] = cfd;
         c->fd[1] = -EBADF;
+        c->pipe[0][0] = c->pipe[0][1] = c->pipe[1][0] = c->pipe[1][1] = -EBADF;
         c->dst = dst;
         c->next = p->conns;
         if (p->conns)
