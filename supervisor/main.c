@@ -157,6 +157,21 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
         return 0;
 }
 
+/* The grants file is policy: SIGHUP reads it again (the egress itself,
+ * uplink, table and pool, needs a restart). A file that does not load
+ * leaves the running grants in place. */
+static void reload_network_grants(server *srv) {
+        netceiling *c = NULL;
+        char why[300];
+
+        if (netceiling_load(srv->config.cfg.net_policy, &c, why, sizeof(why)) < 0) {
+                log_error("Reload of [network] network_policy failed, keeping the running grants: %s", why);
+                return;
+        }
+        netceiling_free(srv->netceiling);
+        srv->netceiling = c;
+}
+
 /* SIGHUP: limits, timeouts and pool sizes apply to sandboxes and sessions
  * created from now on. The socket, the cgroup layout and the seccomp
  * policy stay as they were (they need a restart). */
@@ -198,6 +213,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         sp_config_set_done(&srv->config);
         srv->config = fresh;
         resolve_admin_group(srv);
+        reload_network_grants(srv);
         if (srv->pool) {
                 pool_env env;
                 pool_options o;

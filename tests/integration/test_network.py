@@ -15,6 +15,7 @@ internet: DNS 198.51.100.10, allowed.test and shared.test both on
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -208,6 +209,42 @@ def test_ceiling_for_a_plain_uid(daemon):
         r = daemon.as_nobody("POST", "/v1/sessions", {"network": network})
         assert r["status"] == 400, (network, r)
         assert words in r["body"]["error"]["message"], (network, r)
+
+
+def test_grants_reload_on_sighup(daemon, topo):
+    path = os.path.join(topo.dir, "grants.json")
+    ask = {"network": {"allow": ["other.test"]}}
+    assert daemon.as_nobody("POST", "/v1/sessions", ask)["status"] == 400
+    wider = json.loads(json.dumps(GRANTS))
+    wider["grants"][0]["allow"].append("other.test")
+    try:
+        with open(path, "w") as f:
+            json.dump(wider, f)
+        daemon.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while True:
+            r = daemon.as_nobody("POST", "/v1/sessions", ask)
+            if r["status"] == 201 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert r["status"] == 201, r
+        daemon.as_nobody("DELETE", "/v1/sessions/" + r["body"]["id"])
+        # a file that does not load keeps the running grants
+        with open(path, "w") as f:
+            f.write("{not json")
+        daemon.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "network_policy failed" not in daemon.read_log():
+            assert time.monotonic() < deadline, daemon.read_log()[-2000:]
+            time.sleep(0.1)
+        r = daemon.as_nobody("POST", "/v1/sessions", ask)
+        assert r["status"] == 201, r
+        daemon.as_nobody("DELETE", "/v1/sessions/" + r["body"]["id"])
+    finally:
+        with open(path, "w") as f:
+            json.dump(GRANTS, f)
+        daemon.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
 
 
 # ---- what passes ------------------------------------------------------------
