@@ -298,6 +298,12 @@ def test_unlisted_name_is_nxdomain_and_never_asked_upstream(daemon, topo):
     assert not any(l.startswith("other.test") for l in topo.dns_log()), topo.dns_log()
     j = daemon.get("/v1/sessions/" + sid).json["network_usage"]["denied"]
     assert j["dns"] >= 2 and any(n["name"] == "other.test" for n in j["names"]), j
+    metrics = dict(l.rsplit(" ", 1) for l in daemon.get("/metrics").data.decode().splitlines()
+                   if l.startswith("sandpool_dns") or l.startswith("sandpool_network"))
+    assert int(metrics["sandpool_dns_denied_total"]) >= 2, metrics
+    assert int(metrics['sandpool_dns_queries_total{answer="nxdomain"}']) >= 2, metrics
+    assert int(metrics["sandpool_network_sessions"]) >= 1, metrics
+    assert "DNS refused: " in daemon.read_log()  # rate-limited: one line a second at most
     daemon.delete("/v1/sessions/" + sid)
 
 
