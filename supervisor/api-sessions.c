@@ -60,11 +60,11 @@ static int check_network_ceiling(request *r, session_params *p) {
 }
 
 void api_sessions_create(request *r) {
-        static const char *const known[] = { "env", "timeout_s", "idle_timeout_s", "memory_mb", "cpu_pct", "labels",
-                                              "network" };
+        static const char *const known[] = { "env", "timeout_ms", "idle_timeout_ms", "memory_mb", "cpu_pct", "labels",
+                                             "network", "timeout_s", "idle_timeout_s" /* aliases */ };
         json_auto_t *body = request_json_body(r, true);
         session_params p;
-        const char *bad = NULL, *k;
+        const char *k;
         json_t *v;
         session *s = NULL;
         sp_error err = {};
@@ -79,8 +79,9 @@ void api_sessions_create(request *r) {
                 if (!ok)
                         return reply_error(r, 400, "bad_request", "unknown field '%s'", k);
         }
-        if (session_params_from_json(r->srv, body, &p, &bad) < 0) {
-                reply_error(r, 400, "bad_request", "invalid value for %s", bad);
+        e = session_params_from_json(r->srv, body, &p, &err);
+        if (e < 0) {
+                reply_error(r, 400, "bad_request", "%s", err.message);
                 return session_params_done(&p);
         }
         if (p.network.mode != NETPOLICY_NONE && check_network_ceiling(r, &p) < 0)
