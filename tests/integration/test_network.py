@@ -518,6 +518,16 @@ def test_connection_cap(topo):
                          "s.sendall(b'GET / HTTP/1.1\\r\\nHost: allowed.test\\r\\n\\r\\n')\n"
                          "print('fourth:', s.recv(100)[:15])")
         assert "fourth: b''" in out["stdout"] or "Connection reset" in out["stderr"], out
+        d.delete("/v1/sessions/" + sid)
+        # the same cap in nft, for what goes by address (forwarded, not proxied)
+        sid = session(d, {"allow": ["allowed.test"], "ports": [8080]})
+        out = py(d, sid, "import socket\n"
+                         "socket.getaddrinfo('allowed.test', 8080)\n"
+                         "held = [socket.create_connection(('198.51.100.20', 8080), timeout=3) for _ in range(3)]\n"
+                         "try:\n socket.create_connection(('198.51.100.20', 8080), timeout=2); print('fourth passed')\n"
+                         "except OSError as e: print('fourth refused', e)")
+        assert "fourth refused" in out["stdout"], out
+        d.delete("/v1/sessions/" + sid)
         d.stop()
     finally:
         d.cleanup()
