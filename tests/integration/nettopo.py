@@ -70,7 +70,7 @@ class Topology:
     def dns_log(self):
         try:
             with open(os.path.join(self.dir, "dns.log")) as f:
-                return f.read().split("\n")
+                return [l for l in f.read().split("\n") if l]
         except FileNotFoundError:
             return []
 

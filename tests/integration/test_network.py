@@ -426,6 +426,58 @@ def test_never_reachable_even_when_open(daemon, topo):
         daemon.delete("/v1/sessions/" + s)
 
 
+HOST_DNS_PY = r"""
+import socket, struct, sys
+src, server, name = sys.argv[1:4]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, 0))
+s.settimeout(2)
+q = struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0\0\1\0\1"
+s.sendto(q, (server, 53))
+try:
+    a = s.recv(512)
+    print("rcode", a[3] & 15, "an", struct.unpack("!H", a[6:8])[0])
+except OSError:
+    print("timeout")
+"""
+
+
+def pid1(d, sid):
+    name = d.get("/v1/sessions/" + sid).json["sandbox"]
+    for p in d.cgroup_paths:
+        procs = os.path.join(p, name, "cgroup.procs")
+        if os.path.exists(procs):
+            with open(procs) as f:
+                return min(int(x) for x in f.read().split())
+    raise AssertionError("no cgroup of %s in %s" % (name, d.cgroup_paths))
+
+
+def test_spoofed_source_is_dropped(daemon, topo):
+    # A sandbox that could forge another's source address (its commands
+    # cannot: no CAP_NET_ADMIN or CAP_NET_RAW; done here from outside, as
+    # root, in its namespace) would get the other's policy from the
+    # resolver: the reverse path check drops it first.
+    a = session(daemon, {"allow": ["allowed.test"]})
+    b = session(daemon, {"allow": ["other.test"]})
+    ua = daemon.get("/v1/sessions/" + a).json["network_usage"]
+    b_addr = daemon.get("/v1/sessions/" + b).json["network_usage"]["address"]
+    ns = "--net=/proc/%d/ns/net" % pid1(daemon, a)
+    run_in_a = lambda *c: subprocess.run(["nsenter", ns] + list(c), capture_output=True, text=True, timeout=30)
+    assert run_in_a("ip", "addr", "add", b_addr + "/32", "dev", "eth0").returncode == 0
+    ok = run_in_a(sys.executable, "-c", HOST_DNS_PY, ua["address"], ua["gateway"], "allowed.test").stdout
+    assert ok.startswith("rcode 0 an 1"), ok  # the control: its own address works
+    before = len(topo.dns_log())
+    forged = run_in_a(sys.executable, "-c", HOST_DNS_PY, b_addr, ua["gateway"], "other.test").stdout
+    assert forged.startswith("timeout"), forged
+    # (an answer would go to b's veth anyway: what must not happen is the
+    # resolver acting on b's list for a's packet)
+    time.sleep(0.5)
+    assert not any(l.startswith("other.test") for l in topo.dns_log()[before:]), topo.dns_log()[before:]
+    for s in (a, b):
+        daemon.delete("/v1/sessions/" + s)
+
+
 def test_ipv6_does_not_leave(daemon):
     sid = session(daemon, "open")
     out = py(daemon, sid, "import socket\n"
