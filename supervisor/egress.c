@@ -13,6 +13,7 @@
 #include "egress.h"
 #include "log.h"
 #include "macro.h"
+#include "netd.h"
 #include "netproxy.h"
 #include "nft.h"
 #include "resolver.h"
@@ -48,6 +49,14 @@ struct egress_link {
         uint64_t denied_names;
         denied_note recent[DENIED_RECENT];
         unsigned n_recent;
+        /* while the helper makes its veth */
+        bool attaching;
+        unsigned tries;
+        uint64_t netd_id;
+        int pidfd, root_fd; /* borrowed from the sandbox, valid while attaching */
+        egress_attached_fn cb;
+        void *cb_userdata;
+        usec_t attach_start;
 };
 
 struct egress {
@@ -59,6 +68,7 @@ struct egress {
         egress_link **links;
         resolver *resolver;
         netproxy *proxy;
+        netd *netd;
         uint64_t attached, detached, attach_failures, denied_names, proxy_refused;
         usec_t last_denied_log;
         uint64_t denied_not_logged;
@@ -225,7 +235,11 @@ int egress_new(sd_event *e, const egress_options *o, egress **ret, sp_error *err
                 egress_free(g);
                 return sp_error_set(err, -ENOMEM, "out of memory");
         }
-        r = sp_nft_new(&g->nft);
+        r = netd_new(e, &g->netd);
+        if (r < 0)
+                sp_error_set(err, r, "Failed to start the network helper: %s", strerror(-r));
+        if (r >= 0)
+                r = sp_nft_new(&g->nft);
         if (r >= 0)
                 r = write_ruleset(g, o, o->address_pool, &rules);
         if (r >= 0 && (r = sp_nft_run(g->nft, rules, 0, NULL, why, sizeof(why))) < 0)
@@ -265,6 +279,7 @@ void egress_free(egress *g) {
                 return;
         resolver_free(g->resolver);
         netproxy_free(g->proxy);
+        netd_free(g->netd);
         if (g->nft && g->table) {
                 snprintf(cmd, sizeof(cmd), "delete table inet %s\n", g->table);
                 if (sp_nft_run(g->nft, cmd, 0, NULL, why, sizeof(why)) < 0)
@@ -277,24 +292,6 @@ void egress_free(egress *g) {
         free(g->prefix);
         sd_event_unref(g->event);
         free(g);
-}
-
-/* /etc/resolv.conf inside the sandbox, before any of its code runs: the
- * gateway, where nft takes DNS to the resolver. */
-static int write_resolv_conf(int root_fd, uint32_t gateway) {
-        struct open_how how = {.flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, .mode = 0644,
-                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
-        char text[96], a[INET_ADDRSTRLEN];
-        int fd _cleanup_(closep) = -EBADF;
-        int n;
-
-        n = snprintf(text, sizeof(text), "nameserver %s\noptions attempts:2 timeout:2\n", ip4(gateway, a));
-        fd = (int) syscall(SYS_openat2, root_fd, "etc/resolv.conf", &how, sizeof(how));
-        if (fd < 0)
-                return -errno;
-        if (fchmod(fd, 0644) < 0)
-                return -errno;
-        return write(fd, text, (size_t) n) == n ? 0 : negative_errno();
 }
 
 static int claim_slot(egress *g, unsigned *ret) {
@@ -342,11 +339,72 @@ static int add_static_elements(egress_link *l, bool add) {
         return r;
 }
 
-int egress_attach(egress *g, const char *session_id, int pidfd, int root_fd, const netpolicy *p, egress_link **ret,
-                  sp_error *err) {
-        egress_link *l;
+static void link_free(egress_link *l) {
+        if (l->g->links[l->index] == l)
+                l->g->links[l->index] = NULL;
+        netpolicy_done(&l->policy);
+        free(l);
+}
+
+static void attach_done(int error, int ifindex, void *userdata);
+
+/* Ask the helper for the veth of the slot the link holds. */
+static int attach_send(egress_link *l) {
+        egress *g = l->g;
         sp_veth_spec spec;
-        usec_t t0 = now_mono();
+
+        snprintf(l->ifname, sizeof(l->ifname), "%s%u", g->prefix, l->index);
+        l->gateway = htonl(g->pool_base + 4 * l->index + 1);
+        l->addr = htonl(g->pool_base + 4 * l->index + 2);
+        spec = (sp_veth_spec) {.host_name = l->ifname, .peer_name = "eth0", .prefixlen = 30,
+                               .host_addr = {l->gateway}, .peer_addr = {l->addr},
+                               .rate_bytes_per_s = (uint64_t) l->policy.rate_mbit * 1000000 / 8};
+        return netd_request(g->netd, &spec, l->pidfd, l->root_fd, attach_done, l, &l->netd_id);
+}
+
+static void attach_finish(egress_link *l, int r) {
+        egress_attached_fn cb = l->cb;
+        void *ud = l->cb_userdata;
+        sp_error err = {};
+
+        l->attaching = false;
+        l->cb = NULL;
+        if (r >= 0)
+                r = add_static_elements(l, true);
+        if (r < 0) {
+                l->g->attach_failures++;
+                sp_error_set(&err, r, "cannot give the sandbox its network: %s", strerror(-r));
+                link_free(l);
+                cb(NULL, &err, ud);
+                return;
+        }
+        l->g->attached++;
+        log_session(LOG_DEBUG, l->session_id, "network %s on %s in %.2f ms",
+                    l->policy.mode == NETPOLICY_OPEN ? "open" : "allowlist", l->ifname,
+                    (now_mono() - l->attach_start) / 1000.0);
+        cb(l, NULL, ud);
+}
+
+static void attach_done(int error, int ifindex, void *userdata) {
+        egress_link *l = userdata;
+        unsigned slot;
+
+        /* the previous holder's veth of that name is still being removed
+         * with its namespace: the next slot */
+        if (error == -EEXIST && ++l->tries < 4 && claim_slot(l->g, &slot) >= 0) {
+                l->g->links[l->index] = NULL;
+                l->index = slot;
+                l->g->links[slot] = l;
+                if (attach_send(l) >= 0)
+                        return;
+        }
+        l->ifindex = ifindex;
+        attach_finish(l, error);
+}
+
+int egress_attach(egress *g, const char *session_id, int pidfd, int root_fd, const netpolicy *p,
+                  egress_attached_fn cb, void *userdata, egress_link **ret, sp_error *err) {
+        egress_link *l;
         unsigned slot;
         int r;
 
@@ -362,39 +420,20 @@ int egress_attach(egress *g, const char *session_id, int pidfd, int root_fd, con
                 free(l);
                 return sp_error_set(err, r, "out of memory");
         }
-        for (unsigned tries = 0;; tries++) {
-                l->index = slot;
-                snprintf(l->ifname, sizeof(l->ifname), "%s%u", g->prefix, slot);
-                l->gateway = htonl(g->pool_base + 4 * slot + 1);
-                l->addr = htonl(g->pool_base + 4 * slot + 2);
-                spec = (sp_veth_spec) {.host_name = l->ifname, .peer_name = "eth0", .prefixlen = 30,
-                                       .host_addr = {l->gateway}, .peer_addr = {l->addr},
-                                       .rate_bytes_per_s = (uint64_t) p->rate_mbit * 1000000 / 8};
-                r = sp_veth_setup(pidfd, &spec, &l->ifindex);
-                /* the previous holder's veth is still being removed: the next one */
-                if (r != -EEXIST || tries >= 4)
-                        break;
-                g->links[slot] = l; /* keep claim_slot() from answering the same */
-                r = claim_slot(g, &slot);
-                g->links[l->index] = NULL;
-                if (r < 0)
-                        break;
-        }
-        if (r >= 0)
-                r = write_resolv_conf(root_fd, l->gateway);
-        if (r >= 0)
-                r = add_static_elements(l, true);
+        l->index = slot;
+        g->links[slot] = l; /* claimed */
+        l->pidfd = pidfd;
+        l->root_fd = root_fd;
+        l->cb = cb;
+        l->cb_userdata = userdata;
+        l->attaching = true;
+        l->attach_start = now_mono();
+        r = attach_send(l);
         if (r < 0) {
                 g->attach_failures++;
-                (void) sp_veth_delete(l->ifname);
-                netpolicy_done(&l->policy);
-                free(l);
+                link_free(l);
                 return sp_error_set(err, r, "cannot give the sandbox its network: %s", strerror(-r));
         }
-        g->links[l->index] = l;
-        g->attached++;
-        log_session(LOG_DEBUG, session_id, "network %s on %s in %.2f ms", p->mode == NETPOLICY_OPEN ? "open" : "allowlist",
-                    l->ifname, (now_mono() - t0) / 1000.0);
         *ret = l;
         return 0;
 }
@@ -471,6 +510,13 @@ void egress_detach(egress_link *l) {
         if (!l)
                 return;
         g = l->g;
+        if (l->attaching) {
+                /* its veth, if the helper makes it still, goes with the
+                 * sandbox's namespace */
+                netd_cancel(g->netd, l->netd_id);
+                link_free(l);
+                return;
+        }
         resolver_forget(g->resolver, l);
         netproxy_forget(g->proxy, l);
         if (sp_veth_stats(l->ifindex, &rx, &tx) >= 0) {
@@ -491,10 +537,8 @@ void egress_detach(egress_link *l) {
                                             why);
                 }
         }
-        g->links[l->index] = NULL;
         g->detached++;
-        netpolicy_done(&l->policy);
-        free(l);
+        link_free(l);
 }
 
 /* ---- the resolver's view --------------------------------------------- */

@@ -33,6 +33,7 @@
 
 typedef struct egress egress;
 typedef struct egress_link egress_link;
+typedef void (*egress_attached_fn)(egress_link *l, const sp_error *err, void *userdata);
 
 typedef struct egress_options {
         const char *uplink;        /* interface toward the internet */
@@ -49,12 +50,16 @@ int egress_new(sd_event *e, const egress_options *o, egress **ret, sp_error *err
 /* Removes the table; every link must be detached first. */
 void egress_free(egress *g);
 
-/* Give the sandbox (PID 1's pidfd, its root fd for /etc/resolv.conf) its
- * veth, address and rules for policy p (copied). */
-int egress_attach(egress *g, const char *session_id, int pidfd, int root_fd, const netpolicy *p, egress_link **ret,
-                  sp_error *err);
+/* Give the sandbox (PID 1's pidfd, its root fd for /etc/resolv.conf;
+ * both borrowed until cb) its veth, address and rules for policy p
+ * (copied). The veth is made by the helper process (netd.c), off the loop:
+ * *ret is the link at once, and cb says later whether it has its network
+ * (link, NULL) or could not (NULL, err: the link is gone). -errno when
+ * the request cannot even be made. */
+int egress_attach(egress *g, const char *session_id, int pidfd, int root_fd, const netpolicy *p,
+                  egress_attached_fn cb, void *userdata, egress_link **ret, sp_error *err);
 /* Remove its rules and set elements; the veth goes with the sandbox's
- * namespace. */
+ * namespace. While it is still attaching: cancel, cb is not called. */
 void egress_detach(egress_link *l);
 
 /* {"address", "gateway", "interface", "bytes_in", "bytes_out", "denied": {...}} */

@@ -212,19 +212,46 @@ static const box_holder_ops session_holder = {
         .died = box_session_died,
 };
 
-static int session_take(session *s, pool_sandbox *ps, sp_error *err) {
+/* The network helper made the sandbox's veth (or could not): the session
+ * is ready now, or ends. */
+static void session_net_attached(egress_link *l, const sp_error *err, void *userdata) {
+        session *s = userdata;
+        session_ready_fn cb = s->ready_cb;
+        void *ud = s->ready_userdata;
+
+        s->ready_cb = NULL;
+        if (err) {
+                s->net = NULL; /* gone with the failure */
+                log_session(LOG_ERR, s->id, "%s", err->message);
+                if (cb)
+                        cb(s, err->code < 0 ? err->code : -EIO, err->message, ud);
+                session_end_later(s, "network setup failed");
+                return;
+        }
+        session_mark_ready(s, s->net_from_pool);
+        if (cb)
+                cb(s, 0, NULL, ud);
+        else
+                session_end_later(s, "start abandoned");
+}
+
+/* 0: ready; 1: its network is being made (session_net_attached follows). */
+static int session_take(session *s, pool_sandbox *ps, bool from_pool, sp_error *err) {
         box *b = pool_sandbox_box(ps);
+        int r;
 
         s->ps = ps;
         s->sb = box_sandbox(b);
         snprintf(s->sandbox_name, sizeof(s->sandbox_name), "%s", box_name(b));
         box_set_holder(b, &session_holder, s);
         /* warm sandboxes have only lo: a networked session's veth and
-         * rules are made now, at take time */
-        if (s->network.mode != NETPOLICY_NONE && s->srv->egress)
-                return egress_attach(s->srv->egress, s->id, sp_sandbox_pidfd(s->sb), sp_sandbox_root_fd(s->sb),
-                                     &s->network, &s->net, err);
-        return 0;
+         * rules are made now, at take time, by the helper off the loop */
+        if (s->network.mode == NETPOLICY_NONE || !s->srv->egress)
+                return 0;
+        s->net_from_pool = from_pool;
+        r = egress_attach(s->srv->egress, s->id, sp_sandbox_pidfd(s->sb), sp_sandbox_root_fd(s->sb), &s->network,
+                          session_net_attached, s, &s->net, err);
+        return r < 0 ? r : 1;
 }
 
 /* The pool's answer to a session that waited for a sandbox. */
@@ -240,13 +267,20 @@ static void session_acquired(pool_sandbox *ps, int error, const char *message, v
                 s->srv->metrics.sandbox_failures++;
                 log_session(LOG_ERR, s->id, "no sandbox: %s", message ? message : strerror(-error));
         } else {
+                int k;
                 s->srv->metrics.sandboxes_started++;
-                if (session_take(s, ps, &nerr) < 0) {
+                k = session_take(s, ps, false, &nerr);
+                if (k < 0) {
                         error = nerr.code < 0 ? nerr.code : -EIO;
                         message = nerr.message;
                         log_session(LOG_ERR, s->id, "%s", nerr.message);
                         s->ps = NULL, s->sb = NULL;
                         pool_release(s->srv->pool, ps);
+                } else if (k > 0) {
+                        /* its network comes next: whoever waits, waits on */
+                        s->ready_cb = cb;
+                        s->ready_userdata = ud;
+                        return;
                 } else
                         session_mark_ready(s, false);
         }
@@ -360,13 +394,20 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         srv->sessions = s;
         *ret = s;
         if (ps) {
-                if (session_take(s, ps, err) < 0) {
+                r = session_take(s, ps, true, err);
+                if (r < 0) {
                         r = err->code;
                         session_destroy(s, "network setup failed");
                         return r < 0 ? r : -EIO;
                 }
-                session_mark_ready(s, true);
-                return 1;
+                if (r == 0) {
+                        session_mark_ready(s, true);
+                        return 1;
+                }
+                /* a warm sandbox, its network being made: cb follows */
+                s->ready_cb = cb;
+                s->ready_userdata = userdata;
+                return 0;
         }
         s->ready_cb = cb;
         s->ready_userdata = userdata;

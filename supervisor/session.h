@@ -42,7 +42,8 @@ struct session {
         json_t *env;          /* object: default environment for its commands */
         json_t *labels;       /* object of strings */
         netpolicy network;    /* what it asked for (none: only lo) */
-        egress_link *net;     /* its veth and rules while ready, if networked */
+        egress_link *net;     /* its veth and rules, if networked (being made while STARTING) */
+        bool net_from_pool;
         const char *end_reason;
         bool died;            /* its PID 1 died under it: end_reason says how */
         char died_cause[160];

@@ -585,6 +585,43 @@ def test_connection_cap(topo):
         d.cleanup()
 
 
+def helper_pid(d):
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        ppid = int(st[st.rindex(")") + 2:].split()[1])
+        if comm == "sandpool-netd" and ppid == d.pid:
+            return int(pid)
+    return None
+
+
+def test_network_helper_death(topo):
+    d = make_daemon(topo, {"network": {"nft_table": "sandpool_helper", "resolver_port": "53056", "proxy_port": "53083",
+                                       "interface_prefix": "sphelp", "address_pool": "10.234.0.0/16"}})
+    try:
+        d.start()
+        first = helper_pid(d)
+        assert first, "no network helper process"
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while helper_pid(d) in (None, first):
+            assert time.monotonic() < deadline, d.read_log()[-2000:]
+            time.sleep(0.05)
+        assert "network helper (pid %d) is gone" % first in d.read_log()
+        # the next one serves: networked sessions work again
+        sid = session(d, {"allow": ["allowed.test"]})
+        code, out = curl(d, sid, "http://allowed.test/")
+        assert code == 0, out
+        d.delete("/v1/sessions/" + sid)
+        d.stop()
+    finally:
+        d.cleanup()
+
+
 def test_no_uplink_means_none_only(topo):
     d = Daemon({"images": {"rootfs": IMAGE}})
     d.argv_prefix = ["nsenter", "--net=/run/netns/" + HOST_NS]
