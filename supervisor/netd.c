@@ -20,6 +20,7 @@
 #include "macro.h"
 #include "netd.h"
 #include "priority.h"
+#include "time-util.h"
 
 typedef struct netd_msg {
         uint64_t id;
@@ -32,6 +33,7 @@ typedef struct netd_msg {
 typedef struct netd_reply {
         uint64_t id;
         int32_t error, ifindex;
+        uint64_t work_usec; /* what the helper spent on it */
 } netd_reply;
 
 typedef struct netd_pending {
@@ -106,6 +108,7 @@ _noreturn_ static void helper_main(int sock) {
                 sp_veth_spec spec = {.host_name = m.host_name, .peer_name = m.peer_name, .host_addr = m.host_addr,
                                      .peer_addr = m.peer_addr, .prefixlen = m.prefixlen, .rate_bytes_per_s = m.rate};
                 int ifindex = 0;
+                usec_t t0 = now_mono();
                 r = sp_veth_setup(pidfd, &spec, &ifindex);
                 if (r >= 0) {
                         r = write_resolv_conf(rootfd, m.host_addr);
@@ -114,7 +117,8 @@ _noreturn_ static void helper_main(int sock) {
                 }
                 safe_close(pidfd);
                 safe_close(rootfd);
-                rep = (netd_reply) {.id = m.id, .error = r < 0 ? r : 0, .ifindex = ifindex};
+                rep = (netd_reply) {.id = m.id, .error = r < 0 ? r : 0, .ifindex = ifindex,
+                                    .work_usec = now_mono() - t0};
                 if (send(sock, &rep, sizeof(rep), MSG_NOSIGNAL) < 0 && errno == EPIPE)
                         _exit(0);
         }
@@ -139,7 +143,7 @@ static int on_reply(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 if (n->pending[i].id == rep.id) {
                         netd_pending p = n->pending[i];
                         n->pending[i] = n->pending[--n->n_pending];
-                        p.cb(rep.error, rep.ifindex, p.userdata);
+                        p.cb(rep.error, rep.ifindex, rep.work_usec, p.userdata);
                         break;
                 }
         return 0;
@@ -199,7 +203,7 @@ static void netd_lost(netd *n) {
         }
         while (n->n_pending > 0) {
                 netd_pending p = n->pending[--n->n_pending];
-                p.cb(-EPIPE, 0, p.userdata);
+                p.cb(-EPIPE, 0, 0, p.userdata);
         }
 }
 

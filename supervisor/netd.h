@@ -18,8 +18,9 @@
 
 typedef struct netd netd;
 
-/* error 0 and the host end's ifindex, or error < 0. */
-typedef void (*netd_done_fn)(int error, int ifindex, void *userdata);
+/* error 0 and the host end's ifindex, or error < 0; work_usec: the
+ * helper's own time on it (the rest of the wait is the hand-off). */
+typedef void (*netd_done_fn)(int error, int ifindex, uint64_t work_usec, void *userdata);
 
 int netd_new(sd_event *e, netd **ret);
 /* Stops the helper; callbacks of requests in flight are not called. */
