@@ -22,6 +22,9 @@ static const struct command {
         { "kill", cmd_kill, "end sessions" },
         { "top", cmd_top, "live view of the pool and the sessions" },
         { "config", cmd_config, "the daemon's effective configuration and its sources" },
+        { "templates", cmd_templates, "list the templates you may use" },
+        { "template", cmd_template, "create (from a session), build (from commands), show or remove a template" },
+        { "fork", cmd_fork, "a new session with a copy of a session's files" },
         { "mcp", cmd_mcp, "a Model Context Protocol server on stdio for AI agents" },
 };
 

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "api-sessions.h"
+#include "api-templates.h"
 #include "log.h"
 #include "netpolicy.h"
 #include "session.h"
@@ -61,7 +62,7 @@ static int check_network_ceiling(request *r, session_params *p) {
 
 void api_sessions_create(request *r) {
         static const char *const known[] = { "env", "timeout_ms", "idle_timeout_ms", "memory_mb", "cpu_pct", "labels",
-                                             "network", "timeout_s", "idle_timeout_s" /* aliases */ };
+                                             "template", "network", "timeout_s", "idle_timeout_s" /* aliases */ };
         json_auto_t *body = request_json_body(r, true);
         session_params p;
         const char *k;
@@ -84,6 +85,8 @@ void api_sessions_create(request *r) {
                 reply_error(r, 400, "bad_request", "%s", err.message);
                 return session_params_done(&p);
         }
+        if (api_template_params(r, body, &p) < 0)
+                return session_params_done(&p);
         if (p.network.mode != NETPOLICY_NONE && check_network_ceiling(r, &p) < 0)
                 return session_params_done(&p);
         e = session_new(r->srv, r->cl->uid, &p, false, create_ready, r, &s, &err);

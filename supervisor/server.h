@@ -29,6 +29,7 @@ typedef struct client client;
 typedef struct route route;
 typedef struct egress egress;
 typedef struct netceiling netceiling;
+typedef struct template_registry template_registry;
 
 /* Counters for GET /metrics. Monotonic unless said otherwise. */
 typedef struct server_metrics {
@@ -68,6 +69,7 @@ struct server {
         pool *pool;                /* every sandbox comes from and goes back to it */
         egress *egress;            /* NULL: no [network] uplink, sessions have only lo */
         netceiling *netceiling;    /* the operator's network grants */
+        template_registry *templates; /* template.c: captured layers and their pools */
         uint64_t sandbox_counter;  /* for unique sandbox names */
 
         /* HTTP */

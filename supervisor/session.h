@@ -30,6 +30,7 @@ struct session {
         bool oneshot;         /* POST /v1/run: not listed, ends with its command */
         session_state state;
 
+        struct template *tmpl; /* what its sandbox was made from; NULL: the image */
         pool_sandbox *ps;     /* the sandbox, borrowed from the pool while ready */
         pool_waiter *waiter;  /* STARTING: waiting for the pool's next one */
         sp_sandbox *sb;       /* the runtime's sandbox of ps, NULL until ready */
@@ -61,6 +62,9 @@ typedef struct session_params {
         json_t *env;    /* borrowed, may be NULL */
         json_t *labels; /* borrowed, may be NULL */
         netpolicy network; /* owned: session_params_done() */
+        struct template *tmpl; /* borrowed, may be NULL: the image alone */
+        pool *from;     /* NULL: the default pool; else tmpl's */
+        const pool_fork_source *fork; /* a fork: its sandbox gets a copy of these files */
 } session_params;
 void session_params_done(session_params *p);
 
