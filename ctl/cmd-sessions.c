@@ -18,7 +18,7 @@ static void help_list(void) {
 static void help_one(void) {
         printf("Usage: sandpoolctl session [--json] ID\n"
                "\n"
-               "Everything about one session: owner, times, limits, usage, labels.\n"
+               "Everything about one session: owner, times, limits, usage, network, labels.\n"
                "Exit status 3 when there is no such session or it is not yours.\n");
 }
 
@@ -196,6 +196,54 @@ static void print_object_line(json_t *o, const char *label, const char *sep) {
         printf("%s\n", first ? " -" : "");
 }
 
+static void print_strings(json_t *a, const char *sep) {
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(a, i, v) {
+                if (json_is_string(v))
+                        printf("%s%s", i ? sep : "", json_string_value(v));
+                else
+                        printf("%s%lld", i ? sep : "", (long long) json_integer_value(v));
+        }
+}
+
+/* The session's network policy and, when it has a veth, its traffic. The
+ * names were validated by the daemon (letters, digits, '-', '.', '*'). */
+static void print_network(json_t *s) {
+        json_t *n = json_object_get(s, "network"), *u = json_object_get(s, "network_usage"), *d;
+        char a[32], b[32];
+
+        if (!n)
+                return;
+        printf("%-15s ", "network:");
+        if (json_is_string(n))
+                printf("%s", json_string_value(n));
+        else {
+                printf("allow ");
+                print_strings(json_object_get(n, "allow"), ", ");
+                if (json_array_size(json_object_get(n, "cidrs"))) {
+                        printf("; cidrs ");
+                        print_strings(json_object_get(n, "cidrs"), ", ");
+                }
+                printf("; ports ");
+                print_strings(json_object_get(n, "ports"), ",");
+                if (json_int_or(n, "rate_mbit", 0))
+                        printf("; %lld Mbit/s", (long long) json_int_or(n, "rate_mbit", 0));
+        }
+        printf("\n");
+        if (!json_is_object(u))
+                return;
+        printf("%-15s %s via %s (%s), in %s, out %s", "net usage:", json_str_or(u, "address", "?"),
+               json_str_or(u, "gateway", "?"), json_str_or(u, "interface", "?"),
+               format_bytes((uint64_t) json_int_or(u, "bytes_in", 0), a, sizeof(a)),
+               format_bytes((uint64_t) json_int_or(u, "bytes_out", 0), b, sizeof(b)));
+        if ((d = json_object_get(u, "denied")))
+                printf(", denied: %lld names, %lld packets", (long long) json_int_or(d, "dns", 0),
+                       (long long) json_int_or(d, "packets", 0));
+        printf("\n");
+}
+
 static void print_session(json_t *s) {
         int64_t now = now_realtime_usec();
         json_t *u = json_object_get(s, "usage");
@@ -222,6 +270,7 @@ static void print_session(json_t *s) {
         } else
                 printf("%-15s not available\n", "usage:");
         printf("%-15s %lld running\n", "commands:", (long long) json_int_or(s, "running_commands", 0));
+        print_network(s);
         print_object_line(json_object_get(s, "labels"), "labels:", "=");
 }
 

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "egress.h"
 #include "api-health.h"
 #include "build-config.h"
 #include "pool.h"
@@ -129,6 +130,8 @@ void api_metrics(request *r) {
                           &ps.create_latency);
                 histogram(f, "pool_destroy_seconds", "Time from kill to reaped.", &ps.destroy_latency);
         }
+        if (srv->egress)
+                egress_write_metrics(srv->egress, f);
 #undef COUNTER
 #undef GAUGE
         if (fclose(f) != 0)

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* POST/GET /v1/sessions, GET/DELETE /v1/sessions/{id}. */
+#include <sys/socket.h>
+
 #include "api-sessions.h"
 #include "api-templates.h"
 #include "log.h"
+#include "netpolicy.h"
 #include "session.h"
 
 /* While the session's sandbox is coming, it is the request's op: a client
@@ -40,9 +43,26 @@ static void create_ready(session *s, int error, const char *message, void *userd
         request_complete(r);
 }
 
+/* The operator's grants for this caller: uid, gid and the supplementary
+ * groups it had at connect(). */
+static int check_network_ceiling(request *r, session_params *p) {
+        gid_t groups[256];
+        socklen_t glen = sizeof(groups);
+        netcaller who = {.uid = r->cl->uid, .gid = r->cl->gid, .admin = r->cl->admin, .groups = groups};
+        char why[256];
+
+        if (getsockopt(r->cl->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) >= 0)
+                who.n_groups = glen / sizeof(gid_t);
+        if (netceiling_check(r->srv->netceiling, &who, &p->network, why, sizeof(why)) < 0) {
+                reply_error(r, 400, "bad_request", "network not allowed: %s", why);
+                return -EPERM;
+        }
+        return 0;
+}
+
 void api_sessions_create(request *r) {
         static const char *const known[] = { "env", "timeout_ms", "idle_timeout_ms", "memory_mb", "cpu_pct", "labels",
-                                             "template", "timeout_s", "idle_timeout_s" /* aliases */ };
+                                             "template", "network", "timeout_s", "idle_timeout_s" /* aliases */ };
         json_auto_t *body = request_json_body(r, true);
         session_params p;
         const char *k;
@@ -61,11 +81,16 @@ void api_sessions_create(request *r) {
                         return reply_error(r, 400, "bad_request", "unknown field '%s'", k);
         }
         e = session_params_from_json(r->srv, body, &p, &err);
-        if (e < 0)
-                return reply_error(r, 400, "bad_request", "%s", err.message);
+        if (e < 0) {
+                reply_error(r, 400, "bad_request", "%s", err.message);
+                return session_params_done(&p);
+        }
         if (api_template_params(r, body, &p) < 0)
-                return;
+                return session_params_done(&p);
+        if (p.network.mode != NETPOLICY_NONE && check_network_ceiling(r, &p) < 0)
+                return session_params_done(&p);
         e = session_new(r->srv, r->cl->uid, &p, false, create_ready, r, &s, &err);
+        session_params_done(&p);
         if (e < 0)
                 return reply_session_new_failed(r, e, &err);
         if (e > 0) {

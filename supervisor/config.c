@@ -73,6 +73,7 @@ static int check_cgroup_parent(const char *v, uint64_t n, char *why, size_t len)
 static int check_cgroup_mode(const char *v, uint64_t n, char *why, size_t len);
 static int check_cpu(const char *v, uint64_t n, char *why, size_t len);
 static int check_listen(const char *v, uint64_t n, char *why, size_t len);
+static int check_optional(const char *v, uint64_t n, char *why, size_t len);
 static int check_optional_path(const char *v, uint64_t n, char *why, size_t len);
 
 #define OFF(f) offsetof(sp_config, f)
@@ -139,6 +140,25 @@ static const config_key config_keys[] = {
           SP_CONFIG_NUM_MAX, NULL, "A session unused this long is ended." },
         { "sessions", "max_sessions_per_uid", KEY_U32, OFF(max_sessions_per_uid), "0", 0, UINT32_MAX, NULL,
           "Most concurrent sessions of one client uid; 0: no cap beyond max_pool_size." },
+        /* Egress (supervisor/egress.c); checked whole when the daemon starts it. */
+        { "network", "uplink", KEY_STRING, OFF(net_uplink), "", 0, 0, check_optional,
+          "Interface toward the internet; empty: no session may have network." },
+        { "network", "upstream_dns", KEY_STRING, OFF(net_upstream_dns), "", 0, 0, check_optional,
+          "Resolver the daemon forwards allowed names to: a.b.c.d or a.b.c.d:port." },
+        { "network", "address_pool", KEY_STRING, OFF(net_address_pool), "10.231.0.0/16", 0, 0, NULL,
+          "Private IPv4 range for sandbox veths, a /30 each (never reachable from sandboxes)." },
+        { "network", "nft_table", KEY_STRING, OFF(net_nft_table), "sandpool", 0, 0, NULL,
+          "nftables table (inet) the daemon owns: replaced at start, removed at stop." },
+        { "network", "interface_prefix", KEY_STRING, OFF(net_interface_prefix), "spn", 0, 0, NULL,
+          "Start of the daemon's veth names (its nft rules match them); one per daemon on a host." },
+        { "network", "resolver_port", KEY_U32, OFF(net_resolver_port), "53053", 1, 65535, NULL,
+          "Port of the daemon's resolver on the host (sandbox DNS is redirected to it)." },
+        { "network", "proxy_port", KEY_U32, OFF(net_proxy_port), "53080", 1, 65535, NULL,
+          "Port of the daemon's HTTP/TLS proxy (sandbox TCP to 80 and 443 is redirected to it)." },
+        { "network", "connections_per_sandbox", KEY_U32, OFF(net_max_connections), "256", 0, 1000000, NULL,
+          "Most tracked connections of one networked sandbox; 0: no cap." },
+        { "network", "network_policy", KEY_STRING, OFF(net_policy), "", 0, 0, check_optional_path,
+          "JSON file of grants: which names, cidrs, ports and rates whose sessions may ask for." },
         { "e2b", "listen", KEY_STRING, OFF(e2b_listen), "", 0, 0, check_listen,
           "E2B-compatible API on this IPv4 loopback address:port (empty: off); see docs/api.md." },
         { "e2b", "keys_file", KEY_STRING, OFF(e2b_keys_file), "", 0, 0, check_optional_path,
@@ -150,7 +170,7 @@ static const config_key config_keys[] = {
 };
 #define N_KEYS ELEMENTSOF(config_keys)
 
-static const char *const config_sections[] = { "server", "images", "pool", "limits", "sessions", "e2b" };
+static const char *const config_sections[] = { "server", "images", "pool", "limits", "sessions", "network", "e2b" };
 
 /* ---- small text helpers ---- */
 
@@ -411,6 +431,10 @@ static int check_group(const char *v, uint64_t n, char *why, size_t len) {
         return -EINVAL;
 }
 
+static int check_optional(const char *v, uint64_t n, char *why, size_t len) {
+        return 0; /* empty means unset */
+}
+
 static int check_optional_path(const char *v, uint64_t n, char *why, size_t len) {
         return v[0] == '\0' ? 0 : check_path(v, n, why, len);
 }
@@ -531,7 +555,8 @@ static int check_string(const config_key *k, const char *v, char *why, size_t le
         size_t max = INI_MAX_LINE - 2 - strlen(k->key) - STRLEN(" = ");
         char q[64];
 
-        if (v[0] == '\0' && k->check != check_cgroup_parent && k->check != check_listen && k->check != check_optional_path) {
+        if (v[0] == '\0' && k->check != check_cgroup_parent && k->check != check_listen && k->check != check_optional &&
+            k->check != check_optional_path) {
                 snprintf(why, len, "empty value");
                 return -EINVAL;
         }

@@ -75,6 +75,16 @@ typedef struct sp_config {
         char *e2b_keys_file;   /* lines "KEY:UID"; never logged */
         char *e2b_tls_certificate; /* PEM; with the key: HTTPS */
         char *e2b_tls_key;
+        /* [network] */
+        char *net_uplink;          /* NULL: networking off */
+        char *net_upstream_dns;    /* "a.b.c.d[:port]" */
+        char *net_address_pool;    /* 10.231.0.0/16 */
+        char *net_nft_table;       /* sandpool */
+        char *net_interface_prefix; /* spn */
+        uint32_t net_resolver_port; /* 53053 */
+        uint32_t net_proxy_port;   /* 53080 */
+        uint32_t net_max_connections; /* 256 */
+        char *net_policy;          /* NULL: only admins may ask for network */
         /* [template.NAME] sections (file only) */
         sp_template_config *templates;
         size_t n_templates;

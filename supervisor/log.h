@@ -15,6 +15,7 @@ _printf_(3, 4) void log_full(int level, const char *session_id, const char *fmt,
 
 #define log_error(...) log_full(LOG_ERR, NULL, __VA_ARGS__)
 #define log_warning(...) log_full(LOG_WARNING, NULL, __VA_ARGS__)
+#define log_notice(...) log_full(LOG_NOTICE, NULL, __VA_ARGS__)
 #define log_info(...) log_full(LOG_INFO, NULL, __VA_ARGS__)
 #define log_debug(...) log_full(LOG_DEBUG, NULL, __VA_ARGS__)
 

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "egress.h"
+#include "netpolicy.h"
 #include "build-config.h"
 #include "cgroup-scope.h"
 #include "e2b.h"
@@ -157,6 +159,21 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
         return 0;
 }
 
+/* The grants file is policy: SIGHUP reads it again (the egress itself,
+ * uplink, table and pool, needs a restart). A file that does not load
+ * leaves the running grants in place. */
+static void reload_network_grants(server *srv) {
+        netceiling *c = NULL;
+        char why[300];
+
+        if (netceiling_load(srv->config.cfg.net_policy, &c, why, sizeof(why)) < 0) {
+                log_error("Reload of [network] network_policy failed, keeping the running grants: %s", why);
+                return;
+        }
+        netceiling_free(srv->netceiling);
+        srv->netceiling = c;
+}
+
 /* SIGHUP: limits, timeouts and pool sizes apply to sandboxes and sessions
  * created from now on. The socket, the cgroup layout and the seccomp
  * policy stay as they were (they need a restart). */
@@ -198,6 +215,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         sp_config_set_done(&srv->config);
         srv->config = fresh;
         resolve_admin_group(srv);
+        reload_network_grants(srv);
         if (srv->pool) {
                 pool_env env;
                 pool_options o;
@@ -335,6 +353,33 @@ static int load_image(server *srv) {
         return srv->image ? 0 : -ENOMEM;
 }
 
+/* Egress, when an uplink is configured: the nft table, the resolver, the
+ * operator's grants. Without one a session may only have "none". */
+static int setup_network(server *srv) {
+        const sp_config *cfg = &srv->config.cfg;
+        char why[300];
+        sp_error err = {};
+        int r;
+
+        r = netceiling_load(cfg->net_policy, &srv->netceiling, why, sizeof(why));
+        if (r < 0) {
+                log_error("[network] network_policy: %s", why);
+                return r;
+        }
+        if (!cfg->net_uplink || !*cfg->net_uplink)
+                return 0;
+        egress_options o = {.uplink = cfg->net_uplink, .table = cfg->net_nft_table,
+                            .interface_prefix = cfg->net_interface_prefix,
+                            .address_pool = cfg->net_address_pool, .upstream_dns = cfg->net_upstream_dns,
+                            .resolver_port = (uint16_t) cfg->net_resolver_port,
+                            .proxy_port = (uint16_t) cfg->net_proxy_port,
+                            .max_connections = cfg->net_max_connections};
+        r = egress_new(srv->event, &o, &srv->egress, &err);
+        if (r < 0)
+                log_error("%s", err.message);
+        return r;
+}
+
 static int setup_runtime(server *srv) {
         const sp_config *cfg = &srv->config.cfg;
         sp_cgroup_manager_options opts = {};
@@ -432,6 +477,9 @@ static int setup_runtime(server *srv) {
                 log_info("Sandbox factory: %u workers", factory_n_workers(srv->factory));
         }
 
+        r = setup_network(srv);
+        if (r < 0)
+                return r;
         {
                 pool_env env;
                 pool_options o;
@@ -507,6 +555,10 @@ static int serve(server *srv) {
 static void server_done(server *srv) {
         server_end_sandboxes(srv, "exit");
         e2b_stop(srv);
+        /* after every session let go of its link */
+        egress_free(srv->egress);
+        srv->egress = NULL;
+        netceiling_free(srv->netceiling);
         templates_free(srv);
         http_stop(srv);
         srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);

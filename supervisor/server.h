@@ -27,6 +27,8 @@ typedef struct session session;
 typedef struct request request;
 typedef struct client client;
 typedef struct route route;
+typedef struct egress egress;
+typedef struct netceiling netceiling;
 typedef struct template_registry template_registry;
 
 /* Counters for GET /metrics. Monotonic unless said otherwise. */
@@ -66,6 +68,8 @@ struct server {
         uint32_t n_slots;          /* id ranges we may claim (sp_idslot, cross-process) */
         factory *factory;          /* makes sandboxes off the loop (worker processes) */
         pool *pool;                /* every sandbox comes from and goes back to it */
+        egress *egress;            /* NULL: no [network] uplink, sessions have only lo */
+        netceiling *netceiling;    /* the operator's network grants */
         template_registry *templates; /* template.c: captured layers and their pools */
         uint64_t sandbox_counter;  /* for unique sandbox names */
 

@@ -101,12 +101,24 @@ int session_params_from_json(server *srv, json_t *body, session_params *p, sp_er
         p->env = json_object_get(body, "env");
         if (p->env && !json_is_null(p->env) && !json_object_of_strings(p->env, true))
                 return sp_error_set(err, -EINVAL, "invalid value for env (an object of strings, names without '=')");
+        if (json_object_get(body, "network")) {
+                char why[256];
+                if (netpolicy_from_json(json_object_get(body, "network"), &p->network, why, sizeof(why)) < 0)
+                        return sp_error_set(err, -EINVAL, "invalid value for %s", why);
+                if (p->network.mode != NETPOLICY_NONE && !srv->egress)
+                        return sp_error_set(err, -EINVAL, "invalid value for network (this daemon has no [network] "
+                                                          "uplink configured: only \"none\")");
+        }
         p->labels = json_object_get(body, "labels");
         if (p->labels && !json_is_null(p->labels) && !json_object_of_strings(p->labels, false))
                 return sp_error_set(err, -EINVAL, "invalid value for labels (an object of strings)");
         if (json_object_size(p->labels) > 64)
                 return sp_error_set(err, -EINVAL, "invalid value for labels (at most 64)");
         return 0;
+}
+
+void session_params_done(session_params *p) {
+        netpolicy_done(&p->network);
 }
 
 /* --- the sandbox's events -------------------------------------------- */
@@ -201,13 +213,46 @@ static const box_holder_ops session_holder = {
         .died = box_session_died,
 };
 
-static void session_take(session *s, pool_sandbox *ps) {
+/* The network helper made the sandbox's veth (or could not): the session
+ * is ready now, or ends. */
+static void session_net_attached(egress_link *l, const sp_error *err, void *userdata) {
+        session *s = userdata;
+        session_ready_fn cb = s->ready_cb;
+        void *ud = s->ready_userdata;
+
+        s->ready_cb = NULL;
+        if (err) {
+                s->net = NULL; /* gone with the failure */
+                log_session(LOG_ERR, s->id, "%s", err->message);
+                if (cb)
+                        cb(s, err->code < 0 ? err->code : -EIO, err->message, ud);
+                session_end_later(s, "network setup failed");
+                return;
+        }
+        session_mark_ready(s, s->net_from_pool);
+        if (cb)
+                cb(s, 0, NULL, ud);
+        else
+                session_end_later(s, "start abandoned");
+}
+
+/* 0: ready; 1: its network is being made (session_net_attached follows). */
+static int session_take(session *s, pool_sandbox *ps, bool from_pool, sp_error *err) {
         box *b = pool_sandbox_box(ps);
+        int r;
 
         s->ps = ps;
         s->sb = box_sandbox(b);
         snprintf(s->sandbox_name, sizeof(s->sandbox_name), "%s", box_name(b));
         box_set_holder(b, &session_holder, s);
+        /* warm sandboxes have only lo: a networked session's veth and
+         * rules are made now, at take time, by the helper off the loop */
+        if (s->network.mode == NETPOLICY_NONE || !s->srv->egress)
+                return 0;
+        s->net_from_pool = from_pool;
+        r = egress_attach(s->srv->egress, s->id, sp_sandbox_pidfd(s->sb), sp_sandbox_root_fd(s->sb), &s->network,
+                          session_net_attached, s, &s->net, err);
+        return r < 0 ? r : 1;
 }
 
 /* The pool's answer to a session that waited for a sandbox. */
@@ -215,6 +260,7 @@ static void session_acquired(pool_sandbox *ps, int error, const char *message, v
         session *s = userdata;
         session_ready_fn cb = s->ready_cb;
         void *ud = s->ready_userdata;
+        sp_error nerr = {};
 
         s->waiter = NULL;
         s->ready_cb = NULL;
@@ -222,9 +268,22 @@ static void session_acquired(pool_sandbox *ps, int error, const char *message, v
                 s->srv->metrics.sandbox_failures++;
                 log_session(LOG_ERR, s->id, "no sandbox: %s", message ? message : strerror(-error));
         } else {
+                int k;
                 s->srv->metrics.sandboxes_started++;
-                session_take(s, ps);
-                session_mark_ready(s, false);
+                k = session_take(s, ps, false, &nerr);
+                if (k < 0) {
+                        error = nerr.code < 0 ? nerr.code : -EIO;
+                        message = nerr.message;
+                        log_session(LOG_ERR, s->id, "%s", nerr.message);
+                        s->ps = NULL, s->sb = NULL;
+                        pool_release(s->srv->pool, ps);
+                } else if (k > 0) {
+                        /* its network comes next: whoever waits, waits on */
+                        s->ready_cb = cb;
+                        s->ready_userdata = ud;
+                        return;
+                } else
+                        session_mark_ready(s, false);
         }
         if (cb)
                 cb(s, error, message, ud);
@@ -309,6 +368,8 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         s->env = p->env && json_is_object(p->env) ? json_deep_copy(p->env) : json_object();
         s->labels = p->labels && json_is_object(p->labels) ? json_deep_copy(p->labels) : json_object();
         r = random_id_hex(s->id, 16);
+        if (r >= 0)
+                r = netpolicy_copy(&p->network, &s->network);
         if (r >= 0 && (!s->env || !s->labels))
                 r = -ENOMEM;
         if (r >= 0)
@@ -327,6 +388,7 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
                 s->timer = sd_event_source_disable_unref(s->timer);
                 json_decref(s->env);
                 json_decref(s->labels);
+                netpolicy_done(&s->network);
                 free(s);
                 return r;
         }
@@ -337,9 +399,20 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         srv->sessions = s;
         *ret = s;
         if (ps) {
-                session_take(s, ps);
-                session_mark_ready(s, true);
-                return 1;
+                r = session_take(s, ps, true, err);
+                if (r < 0) {
+                        r = err->code;
+                        session_destroy(s, "network setup failed");
+                        return r < 0 ? r : -EIO;
+                }
+                if (r == 0) {
+                        session_mark_ready(s, true);
+                        return 1;
+                }
+                /* a warm sandbox, its network being made: cb follows */
+                s->ready_cb = cb;
+                s->ready_userdata = userdata;
+                return 0;
         }
         s->ready_cb = cb;
         s->ready_userdata = userdata;
@@ -425,6 +498,7 @@ void session_destroy(session *s, const char *reason) {
                 s->ready_cb = NULL;
                 cb(s, -ECANCELED, reason, s->ready_userdata);
         }
+        egress_detach(TAKE_PTR(s->net));
         /* The pool reaps it off the request's path and frees the slot. */
         if (s->ps && srv->pool)
                 pool_release(srv->pool, s->ps);
@@ -438,6 +512,7 @@ void session_destroy(session *s, const char *reason) {
                     (now_mono() - t0) / 1000.0);
         json_decref(s->env);
         json_decref(s->labels);
+        netpolicy_done(&s->network);
         free(s->jobs);
         free(s);
         notify_status(srv);
@@ -494,6 +569,11 @@ json_t *session_to_json(session *s, bool with_usage) {
                       "labels", s->labels,
                       "running_commands", (int) s->n_jobs,
                       "sandbox", s->sandbox_name);
+        if (j) {
+                json_object_set_new(j, "network", netpolicy_to_json(&s->network));
+                if (s->net)
+                        json_object_set_new(j, "network_usage", egress_link_to_json(s->net, with_usage));
+        }
         if (j && s->tmpl)
                 json_object_set_new(j, "template", json_string(template_name(s->tmpl)));
         if (j)

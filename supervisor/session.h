@@ -5,8 +5,10 @@
  * idle timeout enforced by one timer, and the commands running in it. */
 
 #include "command.h"
+#include "egress.h"
 #include "idslot.h"
 #include "job.h"
+#include "netpolicy.h"
 #include "pool.h"
 #include "server.h"
 
@@ -41,6 +43,9 @@ struct session {
         sp_limits limits;
         json_t *env;          /* object: default environment for its commands */
         json_t *labels;       /* object of strings */
+        netpolicy network;    /* what it asked for (none: only lo) */
+        egress_link *net;     /* its veth and rules, if networked (being made while STARTING) */
+        bool net_from_pool;
         const char *end_reason;
         bool died;            /* its PID 1 died under it: end_reason says how */
         char died_cause[160];
@@ -58,10 +63,12 @@ typedef struct session_params {
         sp_limits limits;
         json_t *env;    /* borrowed, may be NULL */
         json_t *labels; /* borrowed, may be NULL */
+        netpolicy network; /* owned: session_params_done() */
         struct template *tmpl; /* borrowed, may be NULL: the image alone */
         pool *from;     /* NULL: the default pool; else tmpl's */
         const pool_fork_source *fork; /* a fork: its sandbox gets a copy of these files */
 } session_params;
+void session_params_done(session_params *p);
 
 void session_params_default(server *srv, session_params *p);
 /* Validate the optional body of POST /v1/sessions against the config. 0, or

@@ -41,8 +41,10 @@ static void check_session(server *srv, json_t *body) {
         if (session_params_from_json(srv, body, &p, &why) < 0) {
                 if (!why.message[0])
                         abort(); /* a 400 must name the field */
+                session_params_done(&p);
                 return;
         }
+        session_params_done(&p);
         if (p.timeout_ms == 0 || p.timeout_ms > cfg->session_timeout_ms || p.idle_timeout_ms == 0 ||
             p.idle_timeout_ms > cfg->session_idle_timeout_ms || p.limits.memory_bytes > cfg->memory_limit ||
             p.limits.cpu_pct > cfg->cpu_limit || p.limits.pids > cfg->pids_limit ||

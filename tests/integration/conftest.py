@@ -85,13 +85,15 @@ class Daemon:
                     f.write("%s = %s\n" % (k, v))
         self.proc = None
         self.cgroup_paths = []
+        # e.g. ["nsenter", "--net=/run/netns/x"]: run it in another namespace
+        self.argv_prefix = []
 
     def start(self, timeout=10):
         env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
         env.update(self.extra_env)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [SANDPOOLD, "--config", self.conf_path, "--cgroup-subdir", self.subdir],
+            self.argv_prefix + [SANDPOOLD, "--config", self.conf_path, "--cgroup-subdir", self.subdir],
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -119,7 +119,7 @@ static void test_defaults(void **state) {
         assert_int_equal(c->n_templates, 0);
 
         sp_config_visit(&s, collect, &l);
-        assert_int_equal(l.n, 33);
+        assert_int_equal(l.n, 42);
         for (size_t i = 0; i < l.n; i++) {
                 assert_int_equal(l.rows[i].source, SP_SOURCE_DEFAULT);
                 assert_string_equal(l.rows[i].where, "");
