@@ -6,6 +6,7 @@
 #include "api-health.h"
 #include "build-config.h"
 #include "pool.h"
+#include "records.h"
 #include "session.h"
 
 void api_health(request *r) {
@@ -40,6 +41,8 @@ void api_health(request *r) {
                              "session_idle_timeout_ms", (json_int_t) cfg->session_idle_timeout_ms);
         if (j && srv->image)
                 json_object_set(j, "image", srv->image);
+        if (j)
+                json_object_set_new(j, "records", records_health_json(srv->records));
         reply_json(r, 200, j);
 }
 
@@ -115,6 +118,16 @@ void api_metrics(request *r) {
                 histogram(f, "pool_create_seconds", "Time from start to ready of warmed sandboxes.",
                           &ps.create_latency);
                 histogram(f, "pool_destroy_seconds", "Time from kill to reaped.", &ps.destroy_latency);
+        }
+        if (srv->records) {
+                records_status rs;
+                records_get_status(srv->records, &rs);
+                COUNTER("records_written_total", "Execution records written to the database.", rs.written);
+                COUNTER("records_dropped_total", "Execution records lost (database unusable or queue full).",
+                        rs.dropped);
+                COUNTER("records_pruned_total", "Execution records deleted by retention.", rs.pruned);
+                GAUGE("records_queued", "Execution records waiting for the writer.", rs.queued);
+                GAUGE("records_ok", "1 when the records database is usable.", !streq(rs.state, "unavailable"));
         }
 #undef COUNTER
 #undef GAUGE

@@ -54,6 +54,13 @@ typedef struct sp_config {
         uint64_t session_timeout_ms;      /* 15min */
         uint64_t session_idle_timeout_ms; /* 5min */
         uint32_t max_sessions_per_uid;    /* 0: no cap beyond max_pool_size */
+        uint32_t max_keyed_sessions_per_uid; /* 16; 0: no cap */
+        uint32_t max_keyed_sessions;      /* 0: no cap beyond max_pool_size */
+        /* [records] */
+        bool records_enabled;             /* true: <state_dir>/records.db */
+        uint32_t records_retention_days;  /* 30; 0: forever */
+        uint32_t records_max_rows;        /* 1000000; 0: no cap */
+        uint64_t records_flush_interval_ms; /* 100ms */
 } sp_config;
 
 /* Where each key's value came from, for --print-config. */

@@ -23,6 +23,7 @@
 #include "seccomp-cache.h"
 #include "server.h"
 #include "session.h"
+#include "tenant.h"
 
 /* Where the daemon's cgroups live on a v2 host (cgroup-scope.h): decided
  * once at start, undone at exit. */
@@ -477,6 +478,10 @@ static int serve(server *srv) {
         r = setup_runtime(srv);
         if (r < 0)
                 return r;
+        /* after the factory's workers were forked: it starts a thread */
+        r = tenants_start(srv);
+        if (r < 0)
+                return r;
         srv->routes = api_routes;
         srv->n_routes = api_n_routes;
         r = server_listen(srv);
@@ -497,6 +502,8 @@ static int serve(server *srv) {
 
 static void server_done(server *srv) {
         server_end_sandboxes(srv, "exit");
+        /* after the last command: its record is written */
+        tenants_stop(srv);
         http_stop(srv);
         srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);
         if (srv->cgroups)

@@ -5,6 +5,7 @@
 #include "api-files.h"
 #include "api-health.h"
 #include "api-sessions.h"
+#include "api-tenants.h"
 #include "routes.h"
 
 const route api_routes[] = {
@@ -21,6 +22,7 @@ const route api_routes[] = {
         { "DELETE", "/v1/sessions/*/files", api_files_delete, BODY_NONE, true },
         { "POST", "/v1/run", api_run, BODY_JSON, false },
         { "GET", "/v1/config", api_config, BODY_NONE, false },
+        { "GET", "/v1/executions", api_executions, BODY_NONE, false },
 };
 
 const size_t api_n_routes = ELEMENTSOF(api_routes);

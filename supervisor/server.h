@@ -93,6 +93,11 @@ struct server {
         sd_event_source *drain_timer;
         int exit_code;
 
+        /* tenants: execution records (records.h), tiers, usage, fair
+         * shares (tenant.h) */
+        struct records *records;   /* NULL: records off */
+        struct tenants *tenants;
+
         server_metrics metrics;
         json_t *image;             /* what /v1/health says of the image (its manifest) */
 };

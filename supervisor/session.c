@@ -136,7 +136,8 @@ static void session_job_finished(job *j, const job_result *res, void *userdata) 
                 session_end_later(s, "run finished");
 }
 
-int session_exec(session *s, const job_spec *spec, job **ret, sp_error *err) {
+int session_exec(session *s, const job_spec *spec_in, job **ret, sp_error *err) {
+        job_spec spec = *spec_in;
         job *j;
         int r;
 
@@ -150,10 +151,12 @@ int session_exec(session *s, const job_spec *spec, job **ret, sp_error *err) {
                 s->jobs = n;
                 s->cap_jobs = cap;
         }
-        r = job_start(s->srv->event, s->sb, s->oneshot ? NULL : s->id, spec, session_job_finished, s, &j, err);
+        spec.origin = (job_origin){.session_id = s->id, .key = s->key, .uid = s->owner, .oneshot = s->oneshot};
+        r = job_start(s->srv->event, s->sb, s->oneshot ? NULL : s->id, &spec, session_job_finished, s, &j, err);
         if (r < 0)
                 return r;
         s->jobs[s->n_jobs++] = j;
+        s->n_commands++;
         s->srv->metrics.execs_started++;
         session_rearm_timer(s);
         *ret = j;
@@ -412,6 +415,7 @@ void session_destroy(session *s, const char *reason) {
                     (now_mono() - t0) / 1000.0);
         json_decref(s->env);
         json_decref(s->labels);
+        free(s->key);
         free(s->jobs);
         free(s);
         notify_status(srv);
@@ -465,6 +469,8 @@ json_t *session_to_json(session *s, bool with_usage) {
                       "labels", s->labels,
                       "running_commands", (int) s->n_jobs,
                       "sandbox", s->sandbox_name);
+        if (j && s->key)
+                json_object_set_new(j, "key", json_string(s->key));
         if (j && with_usage && s->sb) {
                 sp_sandbox_stats st = {};
                 if (sp_sandbox_stats_read(s->sb, &st) >= 0)

@@ -1,0 +1,414 @@
+# SPDX-License-Identifier: MIT
+"""Tenants against the real daemon and a real SQLite file: execution
+records (every command a row, written off the loop, kept across restarts,
+a broken database moved aside), keyed sessions (reuse, LRU eviction of
+idle ones only), tiers (quotas, fair shares, the period boundary through
+an injected clock). Several client uids talk to the daemon at once, each
+from a forked process that switched to its uid with setresuid()."""
+import json
+import os
+import re
+import signal
+import sqlite3
+import threading
+import time
+
+import pytest
+
+import apiclient
+from sandpool_testlib import factory_workers, sandbox_pid1s
+
+
+def wait_for(pred, timeout=30, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def metric(d, name):
+    m = re.search(r"^%s (\d+(?:\.\d+)?)" % re.escape(name), d.get("/metrics").data.decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+class UidClient:
+    """A forked process running as uid/gid `uid` (setresgid, setgroups,
+    setresuid), doing requests on the daemon's socket for the test: the
+    daemon sees that uid through SO_PEERCRED, as it would a real client."""
+
+    def __init__(self, socket_path, uid, groups=()):
+        self.uid = uid
+        rq, self._wq = os.pipe()
+        self._rr, wr = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: serve requests until EOF
+            try:
+                # only its own pipes: another client's write end held here
+                # would keep that client from ever seeing EOF
+                for fd in os.listdir("/proc/self/fd"):
+                    if int(fd) > 2 and int(fd) not in (rq, wr):
+                        try:
+                            os.close(int(fd))
+                        except OSError:
+                            pass
+                os.setgroups(list(groups))
+                os.setresgid(uid, uid, uid)
+                os.setresuid(uid, uid, uid)
+                inp, out = os.fdopen(rq, "r"), os.fdopen(wr, "w")
+                for line in inp:
+                    method, path, body = json.loads(line)
+                    try:
+                        r = apiclient.request(socket_path, method, path, body)
+                        try:
+                            payload = json.loads(r.data) if r.data else None
+                        except ValueError:
+                            payload = r.data.decode(errors="replace")
+                        res = {"status": r.status, "headers": r.headers, "body": payload}
+                    except Exception as e:  # noqa: BLE001 (reported to the test)
+                        res = {"status": 0, "error": repr(e)}
+                    out.write(json.dumps(res) + "\n")
+                    out.flush()
+            finally:
+                os._exit(0)
+        os.close(rq)
+        os.close(wr)
+        self._w = os.fdopen(self._wq, "w")
+        self._r = os.fdopen(self._rr, "r")
+        self._lock = threading.Lock()
+
+    def request(self, method, path, body=None):
+        with self._lock:
+            self._w.write(json.dumps([method, path, body]) + "\n")
+            self._w.flush()
+            return json.loads(self._r.readline())
+
+    def close(self):
+        self._w.close()
+        os.waitpid(self.pid, 0)
+        self._r.close()
+
+
+@pytest.fixture
+def clients():
+    made = []
+
+    def make(d, uid, groups=()):
+        c = UidClient(d.socket, uid, groups)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def db_path(d):
+    return os.path.join(d.state, "records.db")
+
+
+def db_rows(d, where="1=1"):
+    """What a real SQLite client reads from the daemon's file (WAL: the
+    committed rows, whatever the daemon is doing)."""
+    con = sqlite3.connect("file:%s?mode=ro" % db_path(d), uri=True, timeout=5)
+    try:
+        con.row_factory = sqlite3.Row
+        return [dict(r) for r in con.execute("SELECT * FROM executions WHERE %s ORDER BY id" % where)]
+    finally:
+        con.close()
+
+
+def executions(d, query="", client=None):
+    if client:
+        r = client.request("GET", "/v1/executions" + query)
+        assert r["status"] == 200, r
+        return r["body"]
+    r = d.get("/v1/executions" + query)
+    assert r.status == 200, r
+    return r.json
+
+
+# ---- execution records --------------------------------------------------------
+
+
+def test_every_command_is_a_row_with_its_figures(make_daemon, clients):
+    d = make_daemon()
+    sid = d.session()
+    assert d.exec(sid, {"shell": "echo hello; echo oops >&2; exit 3", "cwd": "/tmp"}).json["exit_code"] == 3
+    assert d.exec(sid, {"argv": ["sleep", "5"], "timeout_ms": 200}).json["timed_out"]
+    assert d.exec(sid, {"argv": ["head", "-c", "5000", "/dev/zero"], "max_output_bytes": 100}).json["truncated"]
+    long_arg = "x" * 5000
+    assert d.exec(sid, {"argv": ["true", long_arg]}).json["exit_code"] == 0
+    # read your writes: the query runs after the records queued before it
+    rows = executions(d, "?session=" + sid)["executions"]
+    assert [r["command_id"] for r in rows] == sorted(r["command_id"] for r in rows)
+    assert len(rows) == 4, rows
+    first, timed, trunc, big = rows
+    assert first["argv"][0] in ("/bin/sh", "sh") and first["exit_code"] == 3 and first["signal"] is None
+    assert first["cwd"] == "/tmp" and first["stdout_bytes"] == 6 and first["stderr_bytes"] == 5
+    assert first["uid"] == 0 and first["session_id"] == sid and first["duration_ms"] >= 0
+    assert first["memory_peak"] > 0
+    assert timed["timed_out"] and timed["signal"] == 9 and timed["exit_code"] is None
+    assert timed["duration_ms"] >= 200
+    assert trunc["truncated"] and trunc["stdout_bytes"] == 5000
+    assert big["argv_truncated"] and len(json.dumps(big["argv"])) < 1100
+    # the same rows in the file, as sqlite3 reads it
+    file_rows = db_rows(d, "session = '%s'" % sid)
+    assert [r["command_id"] for r in file_rows] == [r["command_id"] for r in rows]
+    assert file_rows[0]["exit_code"] == 3 and file_rows[1]["signal"] == 9
+    # a run is recorded too, as a one-shot
+    assert d.post("/v1/run", {"argv": ["true"]}).json["exit_code"] == 0
+    last = executions(d, "?limit=1")["executions"]
+    assert len(last) == 1 and last[0]["oneshot"] and last[0]["argv"] == ["true"]
+    h = d.get("/v1/health").json["records"]
+    assert h["state"] == "ok" and h["path"] == db_path(d) and h["dropped"] == 0
+
+
+def test_callers_see_their_own_rows_admins_all(make_daemon, clients):
+    d = make_daemon()
+    a, b = clients(d, 61001), clients(d, 61002)
+    for c in (a, b):
+        r = c.request("POST", "/v1/run", {"argv": ["echo", "uid%d" % c.uid]})
+        assert r["status"] == 200, r
+    mine = executions(d, client=a)["executions"]
+    assert [r["argv"] for r in mine] == [["echo", "uid61001"]] and mine[0]["uid"] == 61001
+    assert a.request("GET", "/v1/executions?uid=61002")["status"] == 403
+    every = executions(d)["executions"]
+    assert {r["uid"] for r in every} == {61001, 61002}
+    only_b = executions(d, "?uid=61002")["executions"]
+    assert [r["uid"] for r in only_b] == [61002]
+    assert d.get("/v1/executions?limit=0").status == 400
+    assert d.get("/v1/executions?since=yesterday").status == 400
+    assert d.get("/v1/executions?session=../../x").status == 400
+    # since: from then on, oldest first
+    t = every[1]["started_at_ms"]
+    assert [r["id"] for r in executions(d, "?since=%d" % t)["executions"]] == [every[1]["id"]]
+
+
+def test_records_survive_a_restart_and_sigterm_writes_the_queue(make_daemon):
+    # a long interval: only the SIGTERM flush can have written these
+    d = make_daemon(conf={"records": {"flush_interval": "10s"}})
+    sid = d.session()
+    for i in range(20):
+        d.exec(sid, {"argv": ["echo", str(i)]})
+    d.stop()
+    assert len(db_rows(d)) == 20
+    d.start()
+    rows = executions(d)["executions"]
+    assert [r["argv"][1] for r in rows] == [str(i) for i in range(20)]
+    assert executions(d)["total"] == 20
+
+
+def test_sigkill_loses_at_most_the_last_interval(make_daemon):
+    d = make_daemon(conf={"records": {"flush_interval": "100ms"}})
+    sid = d.session()
+    for i in range(30):
+        d.exec(sid, {"argv": ["echo", str(i)]})
+    time.sleep(0.4)  # > flush_interval: all committed
+    doomed = sandbox_pid1s(d.pid) + factory_workers(d.pid)
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    # its sandboxes die with it (PDEATHSIG): then the next start can
+    # remove their cgroups
+    wait_for(lambda: not any(os.path.exists("/proc/%d" % p) for p in doomed), what="the sandboxes to die")
+    assert len(db_rows(d)) == 30
+    d.start()  # a crashed daemon's debris is swept at start
+    assert executions(d)["total"] == 30
+    # The cgroup subtree predates this daemon (the killed one made it):
+    # it is not this one's to remove; the fixture's sweep does.
+    kept, d.cgroup_paths = d.cgroup_paths, []
+    d.stop()
+    d.cgroup_paths = kept
+
+
+def test_a_truncated_database_is_moved_aside(make_daemon):
+    d = make_daemon()
+    sid = d.session()
+    for i in range(200):
+        d.exec(sid, {"argv": ["echo", "row %d with some text to fill pages" % i]})
+    d.stop()
+    size = os.path.getsize(db_path(d))
+    assert size > 8192
+    with open(db_path(d), "r+b") as f:
+        f.truncate(size // 2)
+    d.start()
+    h = d.get("/v1/health").json["records"]
+    assert h["state"] == "recovered", h
+    assert h["moved_aside"] and os.path.exists(h["moved_aside"]), h
+    assert "recovered" in h["state"] and h["error"]
+    assert "moved aside" in d.read_log()
+    # serving, and recording into the new file
+    sid = d.session()
+    assert d.exec(sid, {"argv": ["true"]}).json["exit_code"] == 0
+    assert executions(d)["total"] == 1
+    assert len(db_rows(d)) == 1
+
+
+def test_garbage_database_file_is_moved_aside(make_daemon):
+    d = make_daemon(start=False)
+    os.makedirs(d.state, exist_ok=True)
+    with open(db_path(d), "wb") as f:
+        f.write(b"this is not an sqlite database" * 100)
+    d.start()
+    h = d.get("/v1/health").json["records"]
+    assert h["state"] == "recovered" and os.path.exists(h["moved_aside"]), h
+    with open(h["moved_aside"], "rb") as f:
+        assert f.read(8) == b"this is "
+
+
+def test_unusable_database_path_does_not_stop_the_daemon(make_daemon):
+    d = make_daemon(start=False)
+    # a directory where the file should be, holding a file: cannot be
+    # opened as a database, and cannot be renamed over either
+    os.makedirs(os.path.join(db_path(d), "x"), exist_ok=True)
+    os.chmod(d.state, 0o755)
+    d.start()
+    h = d.get("/v1/health").json["records"]
+    # moved aside (a rename of the directory works) and a new file opened
+    assert h["state"] in ("recovered", "unavailable"), h
+    sid = d.session()
+    assert d.exec(sid, {"argv": ["true"]}).json["exit_code"] == 0
+    assert d.get("/v1/health").status == 200
+
+
+def test_retention_by_rows(make_daemon):
+    d = make_daemon(conf={"records": {"max_rows": "50"}})
+    sid = d.session()
+    for i in range(80):
+        d.exec(sid, {"argv": ["echo", str(i)]})
+    # pruned in the background, within about a second of a batch
+    d.exec(sid, {"argv": ["true"]})
+    time.sleep(1.2)
+    d.exec(sid, {"argv": ["true"]})
+    wait_for(lambda: len(db_rows(d)) <= 50, timeout=10, what="pruning to max_rows")
+    rows = db_rows(d)
+    assert rows[-1]["argv"] == '["true"]'
+    assert d.get("/v1/health").json["records"]["pruned"] >= 30
+
+
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection (what a busy client holds)."""
+
+    def __init__(self, sock):
+        self.conn = apiclient.UnixHTTPConnection(sock, timeout=60)
+
+    def request(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+        r = self.conn.getresponse()
+        return r.status, r.read()
+
+
+def health_p99(sock, seconds=None, stop_fd=None, interval=0.005):
+    """p99 of GET /v1/health, sampled from a process of its own (the test's
+    other threads must not add their GIL waits to its figures)."""
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rd)
+            c = KeepAlive(sock)
+            samples = []
+            end = time.monotonic() + (seconds or 3600)
+            while time.monotonic() < end:
+                if stop_fd is not None and os.path.exists(stop_fd):
+                    break
+                t0 = time.perf_counter()
+                c.request("GET", "/v1/health")
+                samples.append(time.perf_counter() - t0)
+                time.sleep(interval)
+            os.write(wr, json.dumps(samples).encode())
+        finally:
+            os._exit(0)
+    os.close(wr)
+    return pid, rd
+
+
+def collect(pid, rd):
+    data = b""
+    while True:
+        chunk = os.read(rd, 1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    os.close(rd)
+    os.waitpid(pid, 0)
+    samples = sorted(json.loads(data))
+    return samples[int(len(samples) * 0.99)], len(samples)
+
+
+def paced_burst(d, sids, per_worker, stop_path, rate=250.0):
+    """per_worker /bin/true in each session, from a keep-alive connection
+    each, paced at `rate` commands/s in all, while another process samples
+    GET /v1/health. (took, errors, health p99, samples)."""
+    sampler = health_p99(d.socket, stop_fd=stop_path)
+    period = len(sids) / rate
+    errors = []
+
+    def burst(sid):
+        c = KeepAlive(d.socket)
+        next_t = time.monotonic()
+        for _ in range(per_worker):
+            next_t += period
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            st, body = c.request("POST", "/v1/sessions/%s/exec" % sid, {"argv": ["/bin/true"]})
+            if st != 200 or json.loads(body)["exit_code"] != 0:
+                errors.append((st, body))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=burst, args=(s,)) for s in sids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.monotonic() - t0
+    open(stop_path, "w").close()
+    p99, n = collect(*sampler)
+    return took, errors, p99, n
+
+
+SMALL_POOL = {"pool": {"pool_size": "4", "min_pool_size": "4", "max_pool_size": "8"}}
+
+
+def test_ten_thousand_commands_all_recorded_loop_unhurt(make_daemon, tmp_path):
+    """10 000 commands, none missing, and the loop as fast as without
+    records. Paced at ~250 commands/s: flat out on two shared cores the
+    clients and the commands take the CPU from the loop, and health's
+    latency says more of the machine than of the records. For the same
+    reason the burst's health p99 is held against the same paced burst
+    with records off (the loop at rest as far as records go), as well as
+    reported against the idle daemon."""
+    n_workers, per_worker = 4, 2500
+    base = make_daemon(conf=dict(SMALL_POOL, records={"enabled": "false"}))
+    base_sids = [base.session() for _ in range(n_workers)]
+    base.pool_at_rest()
+    _, errors, off_p99, _ = paced_burst(base, base_sids, 500, str(tmp_path / "stop-base"))
+    assert not errors, errors[:3]
+    base.stop()
+
+    d = make_daemon(conf=SMALL_POOL)
+    sids = [d.session() for _ in range(n_workers)]
+    d.pool_at_rest()
+    rest_p99, n_rest = collect(*health_p99(d.socket, seconds=2))
+    took, errors, burst_p99, n_burst = paced_burst(d, sids, per_worker, str(tmp_path / "stop"))
+    assert not errors, errors[:3]
+    total = n_workers * per_worker
+    # every command is a row: through the API and in the file
+    got = executions(d, "?limit=1")["total"]
+    assert got == total, (got, total)
+    con = sqlite3.connect("file:%s?mode=ro" % db_path(d), uri=True)
+    counts = dict(con.execute("SELECT session, count(*) FROM executions GROUP BY session").fetchall())
+    ids = [r[0] for r in con.execute("SELECT command_id FROM executions WHERE session = ? ORDER BY command_id",
+                                     (sids[0],))]
+    con.close()
+    assert counts == {s: per_worker for s in sids}, counts
+    assert ids == list(range(1, per_worker + 1)), "a command of session 0 is missing"
+    assert d.get("/v1/health").json["records"]["dropped"] == 0
+    print("\n%d commands in %.1f s (%.0f/s); health p99: idle %.2f ms (%d samples), burst with records off "
+          "%.2f ms, burst with records %.2f ms (%d samples)" % (total, took, total / took, rest_p99 * 1e3, n_rest,
+                                                               off_p99 * 1e3, burst_p99 * 1e3, n_burst))
+    assert burst_p99 <= 2 * max(off_p99, rest_p99, 0.001), (rest_p99, off_p99, burst_p99)
