@@ -85,7 +85,7 @@ void api_executions(request *r) {
         records_query *q;
 
         if (!r->srv->records)
-                return reply_error(r, 404, "not_found", "execution records are off ([records] enabled = false)");
+                return reply_error(r, 404, "not_found", "execution records are off ([records] records_enabled = false)");
         if ((v = arg(r, "limit"))) {
                 if (parse_u64(v, 10000, &n) < 0 || n == 0)
                         return reply_error(r, 400, "bad_request", "limit: a whole number from 1 to 10000");

@@ -133,13 +133,13 @@ static const config_key config_keys[] = {
           NULL, "Most keyed sessions of one uid; the least recently used idle one makes room; 0: no cap." },
         { "sessions", "max_keyed_sessions", KEY_U32, OFF(max_keyed_sessions), "0", 0, UINT32_MAX, NULL,
           "Most keyed sessions in all; the least recently used idle one makes room; 0: no cap." },
-        { "records", "enabled", KEY_BOOL, OFF(records_enabled), "true", 0, 0, NULL,
+        { "records", "records_enabled", KEY_BOOL, OFF(records_enabled), "true", 0, 0, NULL,
           "Record every command in <state_dir>/records.db (SQLite)." },
-        { "records", "retention_days", KEY_U32, OFF(records_retention_days), "30", 0, 36500, NULL,
+        { "records", "records_retention_days", KEY_U32, OFF(records_retention_days), "30", 0, 36500, NULL,
           "Records older than this many days are deleted; 0: kept forever." },
-        { "records", "max_rows", KEY_U32, OFF(records_max_rows), "1000000", 0, UINT32_MAX, NULL,
+        { "records", "records_max_rows", KEY_U32, OFF(records_max_rows), "1000000", 0, UINT32_MAX, NULL,
           "Most records kept, the oldest deleted first; 0: no cap." },
-        { "records", "flush_interval", KEY_DURATION, OFF(records_flush_interval_ms), "100ms", 1, 10000, NULL,
+        { "records", "records_flush_interval", KEY_DURATION, OFF(records_flush_interval_ms), "100ms", 1, 10000, NULL,
           "Records are written at least this often: the most a crash (SIGKILL) can lose." },
 };
 #define N_KEYS ELEMENTSOF(config_keys)

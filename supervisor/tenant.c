@@ -58,7 +58,7 @@ static int open_records(server *srv) {
         int r;
 
         if (!cfg->records_enabled) {
-                log_info("Execution records are off ([records] enabled = false)");
+                log_info("Execution records are off ([records] records_enabled = false)");
                 return 0;
         }
         if (asprintf(&path, "%s/records.db", cfg->state_dir) < 0)

@@ -189,7 +189,7 @@ def test_callers_see_their_own_rows_admins_all(make_daemon, clients):
 
 def test_records_survive_a_restart_and_sigterm_writes_the_queue(make_daemon):
     # a long interval: only the SIGTERM flush can have written these
-    d = make_daemon(conf={"records": {"flush_interval": "10s"}})
+    d = make_daemon(conf={"records": {"records_flush_interval": "10s"}})
     sid = d.session()
     for i in range(20):
         d.exec(sid, {"argv": ["echo", str(i)]})
@@ -202,7 +202,7 @@ def test_records_survive_a_restart_and_sigterm_writes_the_queue(make_daemon):
 
 
 def test_sigkill_loses_at_most_the_last_interval(make_daemon):
-    d = make_daemon(conf={"records": {"flush_interval": "100ms"}})
+    d = make_daemon(conf={"records": {"records_flush_interval": "100ms"}})
     sid = d.session()
     for i in range(30):
         d.exec(sid, {"argv": ["echo", str(i)]})
@@ -274,7 +274,7 @@ def test_unusable_database_path_does_not_stop_the_daemon(make_daemon):
 
 
 def test_retention_by_rows(make_daemon):
-    d = make_daemon(conf={"records": {"max_rows": "50"}})
+    d = make_daemon(conf={"records": {"records_max_rows": "50"}})
     sid = d.session()
     for i in range(80):
         d.exec(sid, {"argv": ["echo", str(i)]})
@@ -383,7 +383,7 @@ def test_ten_thousand_commands_all_recorded_loop_unhurt(make_daemon, tmp_path):
     with records off (the loop at rest as far as records go), as well as
     reported against the idle daemon."""
     n_workers, per_worker = 4, 2500
-    base = make_daemon(conf=dict(SMALL_POOL, records={"enabled": "false"}))
+    base = make_daemon(conf=dict(SMALL_POOL, records={"records_enabled": "false"}))
     base_sids = [base.session() for _ in range(n_workers)]
     base.pool_at_rest()
     _, errors, off_p99, _ = paced_burst(base, base_sids, 500, str(tmp_path / "stop-base"))

@@ -112,9 +112,15 @@ static void test_defaults(void **state) {
         assert_int_equal(c->session_timeout_ms, 15 * 60 * 1000);
         assert_int_equal(c->session_idle_timeout_ms, 5 * 60 * 1000);
         assert_int_equal(c->max_sessions_per_uid, 0);
+        assert_int_equal(c->max_keyed_sessions_per_uid, 16);
+        assert_int_equal(c->max_keyed_sessions, 0);
+        assert_true(c->records_enabled);
+        assert_int_equal(c->records_retention_days, 30);
+        assert_int_equal(c->records_max_rows, 1000000);
+        assert_int_equal(c->records_flush_interval_ms, 100);
 
         sp_config_visit(&s, collect, &l);
-        assert_int_equal(l.n, 25);
+        assert_int_equal(l.n, 31);
         for (size_t i = 0; i < l.n; i++) {
                 assert_int_equal(l.rows[i].source, SP_SOURCE_DEFAULT);
                 assert_string_equal(l.rows[i].where, "");
