@@ -5,6 +5,7 @@
 
 #include "api-health.h"
 #include "build-config.h"
+#include "keyed.h"
 #include "pool.h"
 #include "records.h"
 #include "session.h"
@@ -41,8 +42,10 @@ void api_health(request *r) {
                              "session_idle_timeout_ms", (json_int_t) cfg->session_idle_timeout_ms);
         if (j && srv->image)
                 json_object_set(j, "image", srv->image);
-        if (j)
+        if (j) {
                 json_object_set_new(j, "records", records_health_json(srv->records));
+                json_object_set_new(j, "sessions", keyed_stats_json(r->srv));
+        }
         reply_json(r, 200, j);
 }
 
@@ -100,6 +103,19 @@ void api_metrics(request *r) {
         GAUGE("sessions_starting", "Sessions waiting for a sandbox of their own.", srv->n_starting);
         GAUGE("capacity_waiters", "Requests waiting for a free sandbox slot.", n_waiters);
         COUNTER("capacity_waits_total", "Requests that had to wait for a free slot.", m->capacity_waits);
+        COUNTER("keyed_session_hits_total", "Keyed creates answered with the key's live session.", m->keyed_hits);
+        COUNTER("keyed_session_misses_total", "Keyed creates that made a new session.", m->keyed_misses);
+        fprintf(f, "# HELP sandpool_keyed_session_reuse_ratio Hits / (hits + misses) of keyed creates.\n"
+                   "# TYPE sandpool_keyed_session_reuse_ratio gauge\nsandpool_keyed_session_reuse_ratio %g\n",
+                m->keyed_hits + m->keyed_misses ? (double) m->keyed_hits / (double) (m->keyed_hits + m->keyed_misses)
+                                                : 0.0);
+        COUNTER("keyed_session_evictions_total", "Idle keyed sessions ended to make room.", m->keyed_evictions);
+        fprintf(f, "# HELP sandpool_session_lifetime_seconds Lifetime of ended sessions (not runs).\n"
+                   "# TYPE sandpool_session_lifetime_seconds summary\n"
+                   "sandpool_session_lifetime_seconds_sum %g\nsandpool_session_lifetime_seconds_count %" PRIu64 "\n",
+                m->sessions_lifetime_usec / 1e6, m->sessions_accounted);
+        COUNTER("session_commands_total", "Commands run in ended sessions (not runs): / lifetime count = per session.",
+                m->sessions_commands);
         if (srv->pool) {
                 pool_stats ps;
                 pool_get_stats(srv->pool, &ps);

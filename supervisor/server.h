@@ -45,6 +45,11 @@ typedef struct server_metrics {
         uint64_t header_deadline_closes;
         uint64_t no_capacity;
         uint64_t capacity_waits;
+        /* keyed sessions (keyed.c) and the ends of sessions */
+        uint64_t keyed_hits, keyed_misses, keyed_evictions;
+        uint64_t sessions_accounted;    /* ended, not one-shot */
+        uint64_t sessions_lifetime_usec; /* of those, summed */
+        uint64_t sessions_commands;      /* of those, summed */
 } server_metrics;
 
 struct server {

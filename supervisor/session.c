@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "keyed.h"
 #include "log.h"
 #include "notify.h"
 #include "session.h"
@@ -410,6 +411,7 @@ void session_destroy(session *s, const char *reason) {
         srv->metrics.sessions_ended++;
         if (!s->oneshot)
                 remember_end(s);
+        keyed_session_ended(s);
         log_session(LOG_INFO, s->id, "ended (%s%s%s), sandbox %s killed in %.2f ms", reason, s->died ? ": " : "",
                     s->died ? s->died_cause : "", s->sandbox_name[0] ? s->sandbox_name : "(none)",
                     (now_mono() - t0) / 1000.0);

@@ -10,13 +10,27 @@ import os
 import re
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 
 import pytest
 
 import apiclient
+import conftest
 from sandpool_testlib import factory_workers, sandbox_pid1s
+
+
+CTL = os.path.join(conftest.BUILD_DIR, "ctl", "sandpoolctl")
+
+
+def ctl(d, *args, uid=None):
+    """sandpoolctl on the daemon's socket (as uid, through setpriv)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDPOOL_")}
+    env["SANDPOOL_SOCKET"] = d.socket
+    pre = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"] if uid is not None else []
+    return subprocess.run(pre + [CTL] + list(args), capture_output=True, text=True, timeout=60, env=env,
+                          stdin=subprocess.DEVNULL)
 
 
 def wait_for(pred, timeout=30, what="condition"):
@@ -412,3 +426,128 @@ def test_ten_thousand_commands_all_recorded_loop_unhurt(make_daemon, tmp_path):
           "%.2f ms, burst with records %.2f ms (%d samples)" % (total, took, total / took, rest_p99 * 1e3, n_rest,
                                                                off_p99 * 1e3, burst_p99 * 1e3, n_burst))
     assert burst_p99 <= 2 * max(off_p99, rest_p99, 0.001), (rest_p99, off_p99, burst_p99)
+
+
+# ---- keyed sessions -----------------------------------------------------------
+
+
+def put_file(d, sid, path, data):
+    r = d.request("PUT", "/v1/sessions/%s/files?path=%s" % (sid, path), data)
+    assert r.status == 201, r
+
+
+def get_file(d, sid, path):
+    r = d.get("/v1/sessions/%s/files?path=%s" % (sid, path))
+    return r.status, r.data
+
+
+def test_keyed_reuse_returns_the_same_session_and_files(make_daemon, clients):
+    d = make_daemon()
+    r = d.post("/v1/sessions", {"key": "user-42"})
+    assert r.status == 201 and r.json["key"] == "user-42" and r.json["reused"] is False, r
+    sid = r.json["id"]
+    put_file(d, sid, "/tmp/state.txt", b"kept between messages")
+    assert d.exec(sid, {"shell": "echo more >> /tmp/state.txt"}).json["exit_code"] == 0
+    r = d.post("/v1/sessions", {"key": "user-42"})
+    assert r.status == 200 and r.json["id"] == sid and r.json["reused"] is True, r
+    assert get_file(d, sid, "/tmp/state.txt") == (200, b"kept between messagesmore\n")
+    # a reuse is activity: the idle deadline moves
+    before = d.get("/v1/sessions/" + sid).json["idle_expires_at"]
+    time.sleep(1.1)
+    assert d.post("/v1/sessions", {"key": "user-42"}).json["idle_expires_at"] > before
+    # keys are per uid: the same key of another uid is another session
+    other = clients(d, 61003)
+    r2 = other.request("POST", "/v1/sessions", {"key": "user-42"})
+    assert r2["status"] == 201 and r2["body"]["id"] != sid, r2
+    assert other.request("POST", "/v1/sessions", {"key": "user-42"})["body"]["id"] == r2["body"]["id"]
+    assert other.request("GET", "/v1/sessions/" + sid)["status"] == 404
+    # another key of the same uid: another session
+    assert d.post("/v1/sessions", {"key": "user-43"}).json["id"] != sid
+    for bad in ("", "x" * 129, "has space", 42, "tab\there"):
+        assert d.post("/v1/sessions", {"key": bad}).status == 400, bad
+    h = d.get("/v1/health").json["sessions"]
+    assert h["key_hits"] == 3 and h["key_misses"] == 3 and abs(h["reuse_rate"] - 0.5) < 1e-9, h
+    assert metric(d, "sandpool_keyed_session_hits_total") == 3
+    assert metric(d, "sandpool_keyed_session_reuse_ratio") == 0.5
+    out = ctl(d, "--json", "pool")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["sessions"]["key_hits"] == 3
+    text = ctl(d, "pool").stdout
+    assert "key reuse 50.0% (3 hits, 3 misses)" in text, text
+    # records carry the key
+    rows = executions(d, "?session=" + sid)["executions"]
+    assert rows and all(row["key"] == "user-42" for row in rows)
+    # the figures of ended sessions: lifetime, commands per session
+    assert d.delete("/v1/sessions/" + sid).status == 204
+    h = d.get("/v1/health").json["sessions"]
+    assert h["ended"] == 1 and h["avg_commands"] == 1.0 and h["avg_lifetime_s"] > 1.0, h
+
+
+def test_lru_eviction_ends_the_idle_one_never_a_busy_one(make_daemon):
+    d = make_daemon(conf={"pool": {"pool_size": "1", "min_pool_size": "1", "max_pool_size": "3"}})
+    ids = {}
+    for k in ("k1", "k2", "k3"):
+        r = d.post("/v1/sessions", {"key": k})
+        assert r.status == 201, r
+        ids[k] = r.json["id"]
+        time.sleep(0.05)  # a distinct last activity each
+    # k1, the least recently used, is busy: a command runs in it
+    busy = {}
+
+    def run_busy():
+        busy["r"] = d.exec(ids["k1"], {"argv": ["sleep", "3"]})
+
+    t = threading.Thread(target=run_busy)
+    t.start()
+    wait_for(lambda: d.get("/v1/sessions/" + ids["k1"]).json["state"] == "busy", what="k1 busy")
+    # used since: k2, then k3 (a keyed reuse is activity); k1 is now the
+    # least recently used, but busy
+    for k in ("k2", "k3"):
+        time.sleep(0.05)
+        assert d.post("/v1/sessions", {"key": k}).status == 200
+    # the pool is full (3 of 3): a new session takes the slot of the least
+    # recently used *idle* keyed session, k2, not the older busy k1
+    r = d.post("/v1/sessions")
+    assert r.status == 201, r
+    gone = d.get("/v1/sessions/" + ids["k2"])
+    assert gone.status == 404 and "evicted" in gone.json["error"]["message"], gone
+    assert d.get("/v1/sessions/" + ids["k1"]).status == 200
+    assert d.get("/v1/sessions/" + ids["k3"]).status == 200
+    t.join()
+    assert busy["r"].status == 200 and busy["r"].json["exit_code"] == 0, busy["r"]
+    assert d.get("/v1/health").json["sessions"]["evictions"] == 1
+    assert metric(d, "sandpool_keyed_session_evictions_total") == 1
+    # its owner asks for the key again: a new session, told of the old one
+    d.delete("/v1/sessions/" + r.json["id"])
+    r = d.post("/v1/sessions", {"key": "k2"})
+    assert r.status == 201 and r.json["previous"]["id"] == ids["k2"] and r.json["previous"]["evicted"], r
+    ids["k2"] = r.json["id"]
+
+
+def test_eviction_never_takes_a_busy_session(make_daemon):
+    d = make_daemon(conf={"pool": {"pool_size": "1", "min_pool_size": "1", "max_pool_size": "2"}})
+    ids = [d.post("/v1/sessions", {"key": k}).json["id"] for k in ("a", "b")]
+    threads = [threading.Thread(target=d.exec, args=(i, {"argv": ["sleep", "4"]})) for i in ids]
+    for t in threads:
+        t.start()
+    wait_for(lambda: all(d.get("/v1/sessions/" + i).json["state"] == "busy" for i in ids), what="both busy")
+    # full, and every keyed session busy: nothing is evicted, the wait ends in 429
+    r = d.post("/v1/sessions")
+    assert r.status == 429, r
+    assert all(d.get("/v1/sessions/" + i).status == 200 for i in ids)
+    assert d.get("/v1/health").json["sessions"]["evictions"] == 0
+    for t in threads:
+        t.join()
+
+
+def test_per_uid_keyed_cap_evicts_that_uids_lru(make_daemon, clients):
+    d = make_daemon(conf={"sessions": {"max_keyed_sessions_per_uid": "2"}})
+    a = clients(d, 61004)
+    a_ids = [a.request("POST", "/v1/sessions", {"key": k})["body"]["id"] for k in ("x", "y")]
+    root_id = d.post("/v1/sessions", {"key": "x"}).json["id"]
+    r = a.request("POST", "/v1/sessions", {"key": "z"})
+    assert r["status"] == 201, r
+    # a's least recently used (x) went; root's session of key x did not
+    assert a.request("GET", "/v1/sessions/" + a_ids[0])["status"] == 404
+    assert a.request("GET", "/v1/sessions/" + a_ids[1])["status"] == 200
+    assert d.get("/v1/sessions/" + root_id).status == 200
