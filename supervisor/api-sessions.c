@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* POST/GET /v1/sessions, GET/DELETE /v1/sessions/{id}. */
 #include "api-sessions.h"
+#include "api-tenants.h"
 #include "keyed.h"
 #include "log.h"
 #include "pool.h"
@@ -120,6 +121,10 @@ void api_sessions_create(request *r) {
                                    KEY_MAX);
         if (key && keyed_reuse(r, key))
                 return;
+        tenant_refusal q;
+        if (tenant_admit_session(r->srv, r->cl->uid, r->cl->gid, &q) < 0)
+                return reply_quota_exceeded(r, &q);
+        tenant_cap_limits(r->srv, r->cl->uid, r->cl->gid, &p.limits);
         e = session_new(r->srv, r->cl->uid, &p, false, create_ready, r, &s, &err);
         if (e < 0)
                 return reply_session_new_failed(r, e, &err);

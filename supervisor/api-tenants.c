@@ -8,6 +8,7 @@
 #include "api-tenants.h"
 #include "records.h"
 #include "tenant.h"
+#include "util.h"
 
 #define EXECUTIONS_DEFAULT_LIMIT 100
 
@@ -115,4 +116,48 @@ void api_executions(request *r) {
                 return reply_error(r, 503, "unavailable", "the execution records cannot be read: %s", strerror(-k));
         request_set_op(r, &query_ops, q);
         request_suspend(r);
+}
+
+void reply_quota_exceeded(request *r, const tenant_refusal *q) {
+        char msg[256], retry[32];
+        int64_t now = wall_clock_ms();
+
+        if (q->resets_at_ms)
+                snprintf(msg, sizeof(msg), "quota %s of tier %s reached: %" PRIu64 " of %" PRIu64 " used today",
+                         q->quota, q->tier, q->used, q->limit);
+        else
+                snprintf(msg, sizeof(msg), "quota %s of tier %s reached: %" PRIu64 " of %" PRIu64 " in use",
+                         q->quota, q->tier, q->used, q->limit);
+        json_t *e = json_pack("{s:{s:s,s:s,s:s,s:s,s:I,s:I,s:o}}", "error", "code", "quota_exceeded", "message", msg,
+                              "tier", q->tier, "quota", q->quota, "limit", (json_int_t) q->limit,
+                              "used", (json_int_t) q->used,
+                              "resets_at", q->resets_at_ms ? json_time((usec_t) q->resets_at_ms * USEC_PER_MSEC)
+                                                           : json_null());
+        r->srv->metrics.quota_refusals++;
+        reply_json(r, 429, e);
+        snprintf(retry, sizeof(retry), "%" PRId64,
+                 q->resets_at_ms > now ? (q->resets_at_ms - now + 999) / 1000 : (int64_t) 1);
+        if (r->reply)
+                MHD_add_response_header(r->reply, "Retry-After", retry);
+}
+
+void api_usage(request *r) {
+        const char *v = arg(r, "uid");
+        uint64_t n;
+
+        if (r->cl->admin && v && streq(v, "all"))
+                return reply_json(r, 200, tenant_usage_all_json(r->srv));
+        if (v) {
+                if (parse_u64(v, UINT32_MAX, &n) < 0)
+                        return reply_error(r, 400, "bad_request", "uid: a number, or 'all' (administrators)");
+                if (!r->cl->admin && n != r->cl->uid)
+                        return reply_error(r, 403, "forbidden", "only an administrator sees another uid's usage");
+                /* another uid's gid is not known here: its uid mapping, or what was seen of it */
+                json_t *j = tenant_usage_json(r->srv, (uid_t) n, n == r->cl->uid ? r->cl->gid : (gid_t) -1);
+                return j ? reply_json(r, 200, j) : reply_error(r, 500, "internal", "out of memory");
+        }
+        json_t *j = tenant_usage_json(r->srv, r->cl->uid, r->cl->gid);
+        if (!j)
+                return reply_error(r, 500, "internal", "out of memory");
+        reply_json(r, 200, j);
 }

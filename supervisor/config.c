@@ -196,6 +196,8 @@ static bool section_known(const char *s, size_t len) {
         for (size_t i = 0; i < ELEMENTSOF(config_sections); i++)
                 if (strlen(config_sections[i]) == len && strncmp(config_sections[i], s, len) == 0)
                         return true;
+        if (tenant_config_section(s, len))
+                return true;
         return false;
 }
 
@@ -631,6 +633,7 @@ void sp_config_set_done(sp_config_set *s) {
         }
         free(s->origins);
         free(s->notices);
+        tenant_config_done(&s->tenants);
         *s = (sp_config_set) {};
 }
 
@@ -816,6 +819,11 @@ static int file_handler(void *user, const char *section, const char *name, const
         if (section[0] == '\0') {
                 fail_line(p, -EINVAL, "%s: key outside of any section", quote(name, q, sizeof(q)));
                 return 0;
+        }
+        if (tenant_config_section(section, strlen(section))) {
+                snprintf(where, sizeof(where), "%s:%u", p->path, p->line);
+                p->r = tenant_config_add(&p->set->tenants, section, name, value, where, p->err);
+                return p->r < 0 ? 0 : 1;
         }
         idx = find_key(section, name);
         if (idx < 0) {
@@ -1033,6 +1041,8 @@ int sp_config_load(sp_config_set *ret, const char *path, char **envp, sp_error *
         if (r >= 0)
                 r = load_file(&s, path, err);
         if (r >= 0)
+                r = tenant_config_check(&s.tenants, err);
+        if (r >= 0)
                 r = load_env(&s, envp, err);
         if (r >= 0 && follow_explicit_values(&s) < 0)
                 r = sp_error_set(err, -ENOMEM, "Out of memory");
@@ -1144,6 +1154,7 @@ void sp_config_print(const sp_config_set *s, FILE *f) {
                 section = k->section;
                 fprintf(f, "%s =%s%s  # %s\n", k->key, v[0] ? " " : "", v, origin_text(s, (int) i));
         }
+        tenant_config_print(&s->tenants, f);
 }
 
 void sp_config_print_example(FILE *f) {

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "macro.h"
+#include "tenant-config.h"
 
 typedef enum sp_config_source {
         SP_SOURCE_DEFAULT = 0,
@@ -74,6 +75,7 @@ typedef struct sp_config_set {
         sp_config_origin *origins; /* one per key, in the order of the key table */
         char *notices;             /* NULL, or lines ("...\n") worth a log notice: defaults that
                                     * followed a value the user set */
+        tenant_config tenants;     /* [tenants], [tier.NAME] (tenant-config.h) */
 } sp_config_set;
 
 /* Defaults, then the file (path NULL: the default path, missing is fine;

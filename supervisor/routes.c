@@ -23,6 +23,7 @@ const route api_routes[] = {
         { "POST", "/v1/run", api_run, BODY_JSON, false },
         { "GET", "/v1/config", api_config, BODY_NONE, false },
         { "GET", "/v1/executions", api_executions, BODY_NONE, false },
+        { "GET", "/v1/usage", api_usage, BODY_NONE, false },
 };
 
 const size_t api_n_routes = ELEMENTSOF(api_routes);

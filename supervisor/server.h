@@ -50,6 +50,7 @@ typedef struct server_metrics {
         uint64_t sessions_accounted;    /* ended, not one-shot */
         uint64_t sessions_lifetime_usec; /* of those, summed */
         uint64_t sessions_commands;      /* of those, summed */
+        uint64_t quota_refusals;         /* 429 quota_exceeded (tenant.h) */
 } server_metrics;
 
 struct server {

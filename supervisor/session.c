@@ -310,6 +310,8 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
                 free(s);
                 return r;
         }
+        if (s->waiter)
+                pool_waiter_set_owner(s->waiter, owner); /* fair shares */
         srv->n_starting++;
         s->next = srv->sessions;
         if (srv->sessions)

@@ -551,3 +551,124 @@ def test_per_uid_keyed_cap_evicts_that_uids_lru(make_daemon, clients):
     assert a.request("GET", "/v1/sessions/" + a_ids[0])["status"] == 404
     assert a.request("GET", "/v1/sessions/" + a_ids[1])["status"] == 200
     assert d.get("/v1/sessions/" + root_id).status == 200
+
+
+# ---- tiers, quotas, fair shares -------------------------------------------------
+
+DAY0 = 1767225600  # 2026-01-01T00:00:00Z
+
+
+def set_clock(path, t):
+    with open(path + ".new", "w") as f:
+        f.write("%d\n" % t)
+    os.rename(path + ".new", path)
+
+
+def tiered(tmp_path, **extra):
+    clock = str(tmp_path / "clock")
+    set_clock(clock, DAY0 + 86400 - 60)  # a minute before midnight
+    conf = {
+        "tier.free": {"concurrent_sessions": "1", "commands_per_day": "3", "memory_limit": "64M",
+                      "command_timeout": "1s"},
+        "tier.pro": {"concurrent_sessions": "4", "share": "1"},
+        "tenants": {"default_tier": "free", "uid.61020": "pro", "uid.61021": "pro", "clock_file": clock},
+    }
+    for k, v in extra.items():
+        conf.setdefault(k, {}).update(v)
+    return conf, clock
+
+
+def test_quotas_refuse_with_the_limit_and_reset_at_the_day_boundary(make_daemon, tmp_path):
+    conf, clock = tiered(tmp_path)
+    d = make_daemon(conf=conf)
+    sid = d.session()
+    # the tier's ceilings: memory and a command's time
+    assert d.get("/v1/sessions/" + sid).json["limits"]["memory_mb"] == 64
+    r = d.exec(sid, {"argv": ["sleep", "5"], "timeout_ms": 5000})
+    assert r.json["timed_out"] and r.json["duration_ms"] < 3000, r
+    # a second session: over concurrent_sessions = 1
+    r = d.post("/v1/sessions")
+    assert r.status == 429, r
+    e = r.json["error"]
+    assert (e["code"], e["quota"], e["limit"], e["used"], e["tier"]) == ("quota_exceeded", "concurrent_sessions", 1, 1,
+                                                                         "free"), e
+    assert d.exec(sid, {"argv": ["true"]}).status == 200
+    assert d.exec(sid, {"argv": ["true"]}).status == 200
+    r = d.exec(sid, {"argv": ["true"]})
+    assert r.status == 429, r
+    e = r.json["error"]
+    assert (e["quota"], e["limit"], e["used"]) == ("commands_per_day", 3, 3), e
+    assert e["resets_at"] == "2026-01-02T00:00:00.000Z", e
+    assert 1 <= int(r.headers["retry-after"]) <= 60, r.headers
+    u = d.get("/v1/usage").json
+    assert u["tier"] == "free" and u["commands"] == {"limit": 3, "used": 3}, u
+    assert u["sessions"] == {"limit": 1, "used": 1}, u
+    # quotas survive a restart: the day's commands are read back from the records
+    d.stop()
+    d.start()
+    sid = d.session()
+    r = d.exec(sid, {"argv": ["true"]})
+    assert r.status == 429 and r.json["error"]["used"] == 3, r
+    # the clock passes midnight: a new day, a new count
+    set_clock(clock, DAY0 + 86400 + 5)
+    r = d.exec(sid, {"argv": ["true"]})
+    assert r.status == 200, r
+    assert d.get("/v1/usage").json["commands"] == {"limit": 3, "used": 1}
+    row = executions(d, "?limit=1")["executions"][0]
+    assert row["started_at"].startswith("2026-01-02T00:00:0"), row
+
+
+def test_a_uid_at_its_cap_does_not_starve_another(make_daemon, clients, tmp_path):
+    conf, _ = tiered(tmp_path, **{"tier.pro": {"concurrent_sessions": "2"}})
+    d = make_daemon(conf=conf)
+    a, b = clients(d, 61020), clients(d, 61021)
+    held = [a.request("POST", "/v1/sessions")["status"] for _ in range(2)]
+    assert held == [201, 201]
+    r = a.request("POST", "/v1/sessions")
+    assert r["status"] == 429 and r["body"]["error"]["quota"] == "concurrent_sessions", r
+    # while a is at its cap, b gets its sessions at once
+    t0 = time.monotonic()
+    assert b.request("POST", "/v1/sessions")["status"] == 201
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_fair_share_serves_the_uid_under_its_share_first(make_daemon, clients, tmp_path):
+    conf, _ = tiered(tmp_path, pool={"pool_size": "1", "min_pool_size": "1", "max_pool_size": "4"})
+    d = make_daemon(conf=conf)
+    a, b = clients(d, 61020), clients(d, 61021)
+    held = [a.request("POST", "/v1/sessions")["body"]["id"] for _ in range(4)]  # the whole pool
+    results = {}
+
+    def create(name, c):
+        results[name] = c.request("POST", "/v1/sessions")
+
+    ta = threading.Thread(target=create, args=("a", a))
+    ta.start()
+    time.sleep(0.3)  # a waits first...
+    tb = threading.Thread(target=create, args=("b", b))
+    tb.start()
+    time.sleep(0.3)  # ...then b
+    assert a.request("DELETE", "/v1/sessions/" + held.pop())["status"] == 204
+    ta.join()
+    tb.join()
+    # a holds 3 of 4, over its half; b holds none: the freed slot is b's
+    assert results["b"]["status"] == 201, results
+    assert results["a"]["status"] == 429, results
+
+
+@pytest.mark.parametrize("extra,expect", [
+    ({"tenants": {"default_tier": "gold"}}, "default_tier: unknown tier 'gold'"),
+    ({"tenants": {"uid.61020": "platinum"}}, "mapping to an unknown tier 'platinum'"),
+    ({"tenants": {"uid.abc": "free"}}, "uid.abc: malformed mapping"),
+    ({"tenants": {"group.no-such-group-here": "free"}}, "no such group"),
+    ({"tier.free": {"commands_per_day": "lots"}}, "commands_per_day: not a valid number"),
+    ({"tier.free": {"colour": "blue"}}, "[tier.free] colour: unknown key"),
+])
+def test_bad_tier_configuration_stops_the_daemon_naming_file_and_line(make_daemon, tmp_path, extra, expect):
+    conf, _ = tiered(tmp_path, **extra)
+    d = make_daemon(conf=conf, start=False)
+    with pytest.raises(RuntimeError) as e:
+        d.start()
+    log = str(e.value)
+    assert expect in log, log
+    assert re.search(re.escape(d.conf_path) + r":\d+: ", log), log
