@@ -633,7 +633,8 @@ def test_a_uid_at_its_cap_does_not_starve_another(make_daemon, clients, tmp_path
 
 
 def test_fair_share_serves_the_uid_under_its_share_first(make_daemon, clients, tmp_path):
-    conf, _ = tiered(tmp_path, pool={"pool_size": "1", "min_pool_size": "1", "max_pool_size": "4"})
+    conf, _ = tiered(tmp_path, pool={"pool_size": "1", "min_pool_size": "1", "max_pool_size": "4"},
+                     **{"tier.pro": {"concurrent_sessions": "0"}})
     d = make_daemon(conf=conf)
     a, b = clients(d, 61020), clients(d, 61021)
     held = [a.request("POST", "/v1/sessions")["body"]["id"] for _ in range(4)]  # the whole pool
@@ -648,9 +649,11 @@ def test_fair_share_serves_the_uid_under_its_share_first(make_daemon, clients, t
     tb = threading.Thread(target=create, args=("b", b))
     tb.start()
     time.sleep(0.3)  # ...then b
-    assert a.request("DELETE", "/v1/sessions/" + held.pop())["status"] == 204
+    # (root, an administrator, ends it: a's own client is busy waiting)
+    assert d.delete("/v1/sessions/" + held.pop()).status == 204
     ta.join()
     tb.join()
+    assert results["a"]["body"]["error"]["code"] == "no_capacity", results  # it waited, not refused
     # a holds 3 of 4, over its half; b holds none: the freed slot is b's
     assert results["b"]["status"] == 201, results
     assert results["a"]["status"] == 429, results
