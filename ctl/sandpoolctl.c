@@ -22,6 +22,8 @@ static const struct command {
         { "kill", cmd_kill, "end sessions" },
         { "top", cmd_top, "live view of the pool and the sessions" },
         { "config", cmd_config, "the daemon's effective configuration and its sources" },
+        { "history", cmd_history, "the execution records: every command, with its figures" },
+        { "usage", cmd_usage, "today's usage against the tier's quotas" },
         { "mcp", cmd_mcp, "a Model Context Protocol server on stdio for AI agents" },
 };
 

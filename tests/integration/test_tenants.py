@@ -178,6 +178,13 @@ def test_every_command_is_a_row_with_its_figures(make_daemon, clients):
     assert len(last) == 1 and last[0]["oneshot"] and last[0]["argv"] == ["true"]
     h = d.get("/v1/health").json["records"]
     assert h["state"] == "ok" and h["path"] == db_path(d) and h["dropped"] == 0
+    # sandpoolctl history, for scripts and for people
+    out = ctl(d, "--json", "history", "--session", sid)
+    assert out.returncode == 0, out.stderr
+    assert [r["command_id"] for r in json.loads(out.stdout)["executions"]] == [r["command_id"] for r in rows]
+    text = ctl(d, "history", "--limit", "2").stdout
+    assert "2 of 5 matching records" in text and "sig 9 (timeout)" not in text, text
+    assert "sig 9 (timeout)" in ctl(d, "history").stdout
 
 
 def test_callers_see_their_own_rows_admins_all(make_daemon, clients):
@@ -603,6 +610,9 @@ def test_quotas_refuse_with_the_limit_and_reset_at_the_day_boundary(make_daemon,
     u = d.get("/v1/usage").json
     assert u["tier"] == "free" and u["commands"] == {"limit": 3, "used": 3}, u
     assert u["sessions"] == {"limit": 1, "used": 1}, u
+    text = ctl(d, "usage").stdout
+    assert "tier free" in text and "commands       3 of 3 (100%)" in text, text
+    assert json.loads(ctl(d, "--json", "usage").stdout)["commands"]["used"] == 3
     # quotas survive a restart: the day's commands are read back from the records
     d.stop()
     d.start()
