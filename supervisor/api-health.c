@@ -110,6 +110,8 @@ void api_metrics(request *r) {
                 m->keyed_hits + m->keyed_misses ? (double) m->keyed_hits / (double) (m->keyed_hits + m->keyed_misses)
                                                 : 0.0);
         COUNTER("keyed_session_evictions_total", "Idle keyed sessions ended to make room.", m->keyed_evictions);
+        COUNTER("quota_refusals_total", "Requests refused with 429 quota_exceeded (a tier's quota).",
+                m->quota_refusals);
         fprintf(f, "# HELP sandpool_session_lifetime_seconds Lifetime of ended sessions (not runs).\n"
                    "# TYPE sandpool_session_lifetime_seconds summary\n"
                    "sandpool_session_lifetime_seconds_sum %g\nsandpool_session_lifetime_seconds_count %" PRIu64 "\n",
