@@ -56,10 +56,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--off-first", action="store_true", help="start the daemon without records first")
     a = ap.parse_args()
     pool = {"pool_size": "2", "min_pool_size": "2", "max_pool_size": "4"}
-    on = conftest.Daemon(conf={"pool": pool}).start()
-    off = conftest.Daemon(conf={"pool": pool, "records": {"records_enabled": "false"}}).start()
+    on = conftest.Daemon(conf={"pool": pool})
+    off = conftest.Daemon(conf={"pool": pool, "records": {"records_enabled": "false"}})
+    for d in ((off, on) if a.off_first else (on, off)):
+        d.start()
     try:
         ex = {}
         for name, d in (("on", on), ("off", off)):

@@ -685,3 +685,19 @@ def test_bad_tier_configuration_stops_the_daemon_naming_file_and_line(make_daemo
     log = str(e.value)
     assert expect in log, log
     assert re.search(re.escape(d.conf_path) + r":\d+: ", log), log
+
+
+def test_retention_by_days_follows_the_clock(make_daemon, tmp_path):
+    clock = str(tmp_path / "clock")
+    set_clock(clock, DAY0)
+    d = make_daemon(conf={"records": {"records_retention_days": "1"}, "tenants": {"clock_file": clock}})
+    sid = d.session()
+    for i in range(5):
+        d.exec(sid, {"argv": ["echo", str(i)]})
+    assert executions(d)["total"] == 5
+    set_clock(clock, DAY0 + 2 * 86400)  # two days later: those rows are past retention
+    time.sleep(1.1)
+    d.exec(sid, {"argv": ["true"]})
+    wait_for(lambda: len(db_rows(d)) == 1, timeout=10, what="rows older than a day pruned")
+    # (the injected clock stands still: a start is its time less the duration)
+    assert db_rows(d)[0]["started_at"] >= (DAY0 + 2 * 86400 - 60) * 1000
