@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* sandpoolctl status: GET /v1/health, for people and for scripts. */
 #include <getopt.h>
+#include <unistd.h>
 
+#include "build-config.h"
 #include "ctl.h"
 #include "render.h"
 
@@ -13,6 +15,22 @@ static void help(void) {
                "\n"
                "Exit status: 0 when the daemon answers 'ok', 4 while it shuts down, 1 for any\n"
                "other status, 5 when it cannot be reached.\n");
+}
+
+/* The likeliest reason on a fresh install that nothing answers: sandpoold
+ * refuses to start without its image, which no package carries. The image
+ * is the daemon's SANDPOOL_ROOTFS when set here too, else the default. */
+static void print_image_hint(int r) {
+        const char *img = getenv("SANDPOOL_ROOTFS") ?: SANDPOOL_DEFAULT_ROOTFS;
+        _cleanup_free_ char *sh = NULL;
+
+        if (r != EXIT_UNREACHABLE || asprintf(&sh, "%s/bin/sh", img) < 0 || access(sh, X_OK) == 0)
+                return;
+        fprintf(stderr,
+                "sandpoolctl: the image %s is missing, and sandpoold does not start without it\n"
+                "(unless its [images] rootfs names another). Build it, as root, with:\n"
+                "  " SANDPOOL_IMAGE_HINT "\n",
+                img);
 }
 
 int cmd_status(ctl *c, int argc, char **argv) {
@@ -28,8 +46,10 @@ int cmd_status(ctl *c, int argc, char **argv) {
                 return EXIT_USAGE;
         }
         r = api_get_json(c, "/v1/health", "health", false, &h);
-        if (r != 0)
+        if (r != 0) {
+                print_image_hint(r);
                 return r;
+        }
         status = json_str_or(h, "status", "unknown");
         if (c->json)
                 print_json(h);

@@ -115,7 +115,9 @@ static int session_adopt(mcp_tools *t, json_t *s) {
                 return -EPROTO;
         }
         snprintf(t->session, sizeof(t->session), "%s", id);
-        t->idle_timeout_s = (unsigned) json_int_or(s, "idle_timeout_s", 300);
+        /* idle_timeout_ms; idle_timeout_s from a daemon older than that name */
+        t->idle_timeout_s = (unsigned) (json_int_or(s, "idle_timeout_ms", json_int_or(s, "idle_timeout_s", 300) * 1000) /
+                                        1000);
         return 0;
 }
 
@@ -234,15 +236,30 @@ static int arg_path(json_t *args, const char *key, const char *dflt, char **ret,
         return *ret ? 0 : -ENOMEM;
 }
 
+/* timeout_ms, as every duration of the API (docs/api.md, "Field names");
+ * timeout_s, in seconds, is its older alias. Not both. */
 static int arg_timeout_ms(json_t *args, uint64_t *ret, json_t **ret_err) {
-        json_t *v = json_object_get(args, "timeout_s");
+        json_t *ms = json_object_get(args, "timeout_ms"), *s = json_object_get(args, "timeout_s");
 
         *ret = 0;
-        if (!v || json_is_null(v))
+        if (ms && json_is_null(ms))
+                ms = NULL;
+        if (s && json_is_null(s))
+                s = NULL;
+        if (ms && s)
+                return *ret_err = tool_error("give 'timeout_ms' or its alias 'timeout_s', not both"), -EINVAL;
+        if (ms) {
+                if (!json_is_integer(ms) || json_integer_value(ms) <= 0 || json_integer_value(ms) > 86400000)
+                        return *ret_err = tool_error("argument 'timeout_ms' must be an integer from 1 to 86400000"),
+                               -EINVAL;
+                *ret = (uint64_t) json_integer_value(ms);
                 return 0;
-        if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 86400)
+        }
+        if (!s)
+                return 0;
+        if (!json_is_number(s) || json_number_value(s) <= 0 || json_number_value(s) > 86400)
                 return *ret_err = tool_error("argument 'timeout_s' must be a number of seconds, 0 to 86400"), -EINVAL;
-        *ret = (uint64_t) (json_number_value(v) * 1000.0 + 0.5);
+        *ret = (uint64_t) (json_number_value(s) * 1000.0 + 0.5);
         if (*ret == 0)
                 *ret = 1;
         return 0;
@@ -824,8 +841,9 @@ static int tool_reset(mcp_tools *t, const mcp_call *call, json_t *args, json_t *
         "\"required\":[\"exit_code\",\"signal\",\"timed_out\",\"oom_killed\",\"truncated\",\"duration_ms\","   \
         "\"stdout\",\"stderr\"]}"
 #define COMMON_RUN_PROPS                                                                                       \
-        "\"timeout_s\":{\"type\":\"number\",\"description\":\"kill it after this many seconds (default and "   \
-        "largest: the daemon's command_timeout)\"},"                                                           \
+        "\"timeout_ms\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"kill it after this many "        \
+        "milliseconds (default and largest: the daemon's command_timeout; timeout_s, in seconds, is an "       \
+        "alias)\"},"                                                                                           \
         "\"stdin\":{\"type\":\"string\",\"description\":\"text given to its standard input\"},"               \
         "\"cwd\":{\"type\":\"string\",\"description\":\"working directory (default /home/sandbox)\"},"         \
         "\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},\"description\":"         \

@@ -222,8 +222,14 @@ static void handle_message(mcp_server *m, json_t *msg) {
         json_t *id = json_object_get(msg, "id"), *params = json_object_get(msg, "params");
         const char *method = json_str_or(msg, "method", NULL);
 
-        if (!method)
-                return; /* a response: this server sends no requests */
+        if (!method) {
+                /* a response (this server sends no requests, so nothing waits
+                 * for it), or a message that is neither request nor response */
+                if (!json_object_get(msg, "result") && !json_object_get(msg, "error"))
+                        send_error(m, id_valid(id) ? id : NULL, JSONRPC_INVALID_REQUEST,
+                                   "neither a request (method) nor a response (result or error)");
+                return;
+        }
         if (params && !json_is_object(params))
                 return id ? send_error(m, id, JSONRPC_INVALID_PARAMS, "params must be an object") : (void) 0;
         if (!id) {

@@ -227,8 +227,22 @@ static const char *const readonly_paths[] = {
         "/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq",
 };
 
+static int mask_dir(const char *p, const char *first_dir) {
+        /* Every masked directory shows one empty read-only tmpfs: the first
+         * is mounted, the others are bind mounts of it. A superblock is not
+         * free: each registers a memcg-aware shrinker, and the kernel keeps
+         * a slot for every shrinker in every memory cgroup (shrinker_info,
+         * 1 KiB per 64), so a superblock per mask made each sandbox's memory
+         * cgroup grow with the number of sandboxes on the host. */
+        if (!first_dir)
+                return mount("none", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,nr_inodes=1");
+        if (mount(first_dir, p, NULL, MS_BIND, NULL) < 0)
+                return -1;
+        return mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
 static int mask_paths(const char *root, char *errbuf, size_t errlen) {
-        char p[PATH_MAX], null[PATH_MAX];
+        char p[PATH_MAX], null[PATH_MAX], first_dir[PATH_MAX] = "";
         struct stat s;
 
         snprintf(null, sizeof(null), "%s/dev/null", root);
@@ -236,11 +250,12 @@ static int mask_paths(const char *root, char *errbuf, size_t errlen) {
                 snprintf(p, sizeof(p), "%s%s", root, masked_paths[i]);
                 if (lstat(p, &s) < 0)
                         continue; /* not on this kernel */
-                int r = S_ISDIR(s.st_mode)
-                        ? mount("none", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,nr_inodes=1")
-                        : mount(null, p, NULL, MS_BIND, NULL);
+                int r = S_ISDIR(s.st_mode) ? mask_dir(p, first_dir[0] ? first_dir : NULL)
+                                           : mount(null, p, NULL, MS_BIND, NULL);
                 if (r < 0)
                         return FAIL(-errno, "mask %s: %m", masked_paths[i]);
+                if (S_ISDIR(s.st_mode) && !first_dir[0])
+                        snprintf(first_dir, sizeof(first_dir), "%s", p);
         }
         for (size_t i = 0; i < ELEMENTSOF(readonly_paths); i++) {
                 snprintf(p, sizeof(p), "%s%s", root, readonly_paths[i]);

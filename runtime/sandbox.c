@@ -431,6 +431,9 @@ uid_t sp_sandbox_id_base(const sp_sandbox *sb) {
 int sp_sandbox_root_fd(const sp_sandbox *sb) {
         return sb->state == SANDBOX_READY ? sb->stage.root_fd : -EBADF;
 }
+int sp_sandbox_take_root_fd(sp_sandbox *sb) {
+        return TAKE_FD(sb->stage.root_fd);
+}
 const sp_cgroup *sp_sandbox_cgroup(const sp_sandbox *sb) {
         return sb->cgroup;
 }

@@ -75,6 +75,9 @@ uid_t sp_sandbox_id_base(const sp_sandbox *sb);
  * /dev and other mounts on it), for openat2(RESOLVE_IN_ROOT). Owned by the
  * sandbox. -EBADF when not ready. */
 int sp_sandbox_root_fd(const sp_sandbox *sb);
+/* The root fd, taken out (the caller closes it; -EBADF if none): closing
+ * the last reference to a sandbox's mounts tears them down, which is slow. */
+int sp_sandbox_take_root_fd(sp_sandbox *sb);
 const sp_cgroup *sp_sandbox_cgroup(const sp_sandbox *sb);
 
 typedef struct sp_exec_spec {

@@ -226,12 +226,11 @@ static const request_op_ops exec_op_ops = {
         .free = op_free,
 };
 
-static void reply_params_error(request *r, int err, char *msg) {
-        if (err == -ENOMEM || !msg)
-                reply_error(r, 500, "internal", "out of memory");
+static void reply_params_error(request *r, int err, const sp_error *e) {
+        if (err == -EINVAL)
+                reply_error(r, 400, "bad_request", "%s", e->message);
         else
-                reply_error(r, 400, "bad_request", "%s", msg);
-        free(msg);
+                reply_error(r, 500, "internal", "out of memory");
 }
 
 static void reply_spawn_error(request *r, int err, const sp_error *e) {
@@ -290,7 +289,7 @@ static bool exec_begin(exec_op *op, session *s) {
 /* The body, parsed into a new op owned by the request. */
 static exec_op *op_new(request *r, session *s) {
         json_auto_t *body = request_json_body(r, false);
-        char *msg = NULL;
+        sp_error err = {};
 
         if (!body)
                 return NULL;
@@ -300,11 +299,11 @@ static exec_op *op_new(request *r, session *s) {
                 return NULL;
         }
         op->r = r;
-        int k = exec_params_from_json(r->srv, s, body, &op->p, &msg);
+        int k = exec_params_from_json(r->srv, s, body, &op->p, &err);
         if (k < 0) {
                 exec_params_done(&op->p);
                 free(op);
-                reply_params_error(r, k, msg);
+                reply_params_error(r, k, &err);
                 return NULL;
         }
         /* the tier's ceiling on the command's time */

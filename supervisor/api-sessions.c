@@ -93,11 +93,11 @@ static bool keyed_reuse(request *r, const char *key) {
 }
 
 void api_sessions_create(request *r) {
-        static const char *const known[] = { "env", "timeout_s", "idle_timeout_s", "memory_mb", "cpu_pct", "labels",
-                                             "key" };
+        static const char *const known[] = { "env", "timeout_ms", "idle_timeout_ms", "memory_mb", "cpu_pct", "labels",
+                                             "timeout_s", "idle_timeout_s" /* aliases */, "key" };
         json_auto_t *body = request_json_body(r, true);
         session_params p;
-        const char *bad = NULL, *k;
+        const char *k;
         json_t *v;
         session *s = NULL;
         sp_error err = {};
@@ -112,8 +112,9 @@ void api_sessions_create(request *r) {
                 if (!ok)
                         return reply_error(r, 400, "bad_request", "unknown field '%s'", k);
         }
-        if (session_params_from_json(r->srv, body, &p, &bad) < 0)
-                return reply_error(r, 400, "bad_request", "invalid value for %s", bad);
+        e = session_params_from_json(r->srv, body, &p, &err);
+        if (e < 0)
+                return reply_error(r, 400, "bad_request", "%s", err.message);
         json_t *jkey = json_object_get(body, "key");
         const char *key = json_is_string(jkey) ? json_string_value(jkey) : NULL;
         if (jkey && !json_is_null(jkey) && (!key || strlen(key) != json_string_length(jkey) || !keyed_key_valid(key)))

@@ -35,10 +35,11 @@ static void box_free(box *b) {
         if (b->sb) {
                 /* PID 1 is reaped here (it is dead: this does not wait);
                  * the cgroup's directories go in the factory. */
+                int root_fd = sp_sandbox_take_root_fd(b->sb);
                 int r = sp_sandbox_release(b->sb);
                 if (r < 0)
                         log_warning("sandbox %s: cleaning up: %s", b->name, strerror(-r));
-                factory_remove_cgroup(b->factory, b->name);
+                factory_remove_cgroup(b->factory, b->name, root_fd);
         }
         sp_idslot_release(&b->slot);
         sd_event_unref(b->event);

@@ -78,17 +78,8 @@ static char **envp_build(json_t *session_env, json_t *req_env) {
         return envp;
 }
 
-static int fail(char **ret_err, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **ret_err, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret_err, fmt, ap) < 0)
-                *ret_err = NULL;
-        va_end(ap);
-        return -EINVAL;
-}
 
-int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, char **ret_err) {
+int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, sp_error *err) {
         static const char *const known[] = { "argv", "shell", "cwd", "env", "stdin", "timeout_ms",
                                              "max_output_bytes", "stream" };
         const sp_config *cfg = &srv->config.cfg;
@@ -105,30 +96,30 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
                 for (size_t i = 0; i < ELEMENTSOF(known); i++)
                         ok = ok || streq(known[i], k);
                 if (!ok)
-                        return fail(ret_err, "unknown field '%s'", k);
+                        return sp_error_set(err, -EINVAL, "unknown field '%s'", k);
         }
         if (!!argv == !!shell)
-                return fail(ret_err, "exactly one of 'argv' and 'shell' is required");
+                return sp_error_set(err, -EINVAL, "exactly one of 'argv' and 'shell' is required");
         if (argv) {
                 if (!json_is_array(argv) || json_array_size(argv) == 0)
-                        return fail(ret_err, "'argv' must be a non-empty array of strings");
+                        return sp_error_set(err, -EINVAL, "'argv' must be a non-empty array of strings");
                 if (json_array_size(argv) > ARGV_MAX)
-                        return fail(ret_err, "'argv' has more than %d elements", ARGV_MAX);
+                        return sp_error_set(err, -EINVAL, "'argv' has more than %d elements", ARGV_MAX);
                 for (size_t i = 0; i < json_array_size(argv); i++) {
                         json_t *a = json_array_get(argv, i);
                         if (!json_is_string(a))
-                                return fail(ret_err, "argv[%zu] is not a string", i);
+                                return sp_error_set(err, -EINVAL, "argv[%zu] is not a string", i);
                         if (str_has_nul(a))
-                                return fail(ret_err, "argv[%zu] contains a NUL byte", i);
+                                return sp_error_set(err, -EINVAL, "argv[%zu] contains a NUL byte", i);
                 }
                 if (json_string_length(json_array_get(argv, 0)) == 0)
-                        return fail(ret_err, "argv[0] is empty");
+                        return sp_error_set(err, -EINVAL, "argv[0] is empty");
                 p->argv = strv_from_json(argv);
         } else {
                 if (!json_is_string(shell) || json_string_length(shell) == 0)
-                        return fail(ret_err, "'shell' must be a non-empty string");
+                        return sp_error_set(err, -EINVAL, "'shell' must be a non-empty string");
                 if (str_has_nul(shell))
-                        return fail(ret_err, "'shell' contains a NUL byte");
+                        return sp_error_set(err, -EINVAL, "'shell' contains a NUL byte");
                 p->argv = calloc(4, sizeof(char *));
                 if (p->argv) {
                         p->argv[0] = strdup("/bin/sh");
@@ -140,17 +131,17 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
                 return -ENOMEM;
         if (cwd && !json_is_null(cwd)) {
                 if (!json_is_string(cwd) || json_string_value(cwd)[0] != '/' || str_has_nul(cwd))
-                        return fail(ret_err, "'cwd' must be an absolute path");
+                        return sp_error_set(err, -EINVAL, "'cwd' must be an absolute path");
                 p->cwd = strdup(json_string_value(cwd));
         }
         if (env && !json_is_null(env)) {
                 if (!json_is_object(env))
-                        return fail(ret_err, "'env' must be an object of strings");
+                        return sp_error_set(err, -EINVAL, "'env' must be an object of strings");
                 json_object_foreach(env, k, v) {
                         if (!*k || strchr(k, '='))
-                                return fail(ret_err, "env name '%s' is empty or contains '='", k);
+                                return sp_error_set(err, -EINVAL, "env name '%s' is empty or contains '='", k);
                         if (!json_is_string(v) || str_has_nul(v))
-                                return fail(ret_err, "env value of '%s' must be a string without NUL", k);
+                                return sp_error_set(err, -EINVAL, "env value of '%s' must be a string without NUL", k);
                 }
         }
         p->envp = envp_build(s ? s->env : NULL, env && json_is_object(env) ? env : NULL);
@@ -158,7 +149,7 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
                 return -ENOMEM;
         if (in && !json_is_null(in)) {
                 if (!json_is_string(in))
-                        return fail(ret_err, "'stdin' must be a string");
+                        return sp_error_set(err, -EINVAL, "'stdin' must be a string");
                 p->stdin_len = json_string_length(in);
                 p->stdin_data = malloc(p->stdin_len + 1);
                 if (!p->stdin_data)
@@ -168,19 +159,19 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
         if (to && !json_is_null(to)) {
                 if (!json_is_integer(to) || json_integer_value(to) <= 0 ||
                     (uint64_t) json_integer_value(to) > TIMEOUT_MAX_MS)
-                        return fail(ret_err, "'timeout_ms' must be an integer from 1 to %llu",
+                        return sp_error_set(err, -EINVAL, "'timeout_ms' must be an integer from 1 to %llu",
                                     (unsigned long long) TIMEOUT_MAX_MS);
                 /* command_timeout is the largest a request may ask for */
                 p->timeout_ms = MIN((uint64_t) json_integer_value(to), cfg->command_timeout_ms);
         }
         if (mo && !json_is_null(mo)) {
                 if (!json_is_integer(mo) || json_integer_value(mo) < 0)
-                        return fail(ret_err, "'max_output_bytes' must be a non-negative integer");
+                        return sp_error_set(err, -EINVAL, "'max_output_bytes' must be a non-negative integer");
                 p->max_output = MIN((uint64_t) json_integer_value(mo), cfg->max_output);
         }
         if (stream && !json_is_null(stream)) {
                 if (!json_is_boolean(stream))
-                        return fail(ret_err, "'stream' must be true or false");
+                        return sp_error_set(err, -EINVAL, "'stream' must be true or false");
                 p->stream = json_is_true(stream);
         }
         return 0;

@@ -26,5 +26,5 @@ typedef struct exec_params {
 
 void exec_params_done(exec_params *p);
 /* Parse and validate an exec body for session s (NULL: a one-shot run);
- * on error -EINVAL and *ret_err (to free) says why, or -ENOMEM. */
-int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, char **ret_err);
+ * on error -EINVAL with err saying why, or -ENOMEM. */
+int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, sp_error *err);

@@ -49,5 +49,7 @@ int factory_start(factory *f, const char *name, uid_t id_base, const sp_limits *
 /* The caller no longer waits: done is not called; what the worker makes is
  * killed, reaped and removed. */
 void factory_cancel(factory_request *req);
-/* The sandbox was reaped: a worker removes its cgroup directories. */
-void factory_remove_cgroup(factory *f, const char *name);
+/* The sandbox was reaped: a worker removes its cgroup directories, and
+ * closes root_fd (taken; -EBADF for none), the sandbox's last hold on its
+ * mounts, so that their teardown runs there, not on the event loop. */
+void factory_remove_cgroup(factory *f, const char *name, int root_fd);

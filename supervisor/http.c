@@ -718,7 +718,7 @@ static int on_mhd_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap) {
+_printf_(2, 0) static void mhd_log(void *cls, const char *fmt, va_list ap) {
         char buf[512];
         size_t n;
 

@@ -307,8 +307,8 @@ static int load_image(server *srv) {
         if (asprintf(&sh, "%s/bin/sh", rootfs) < 0 || asprintf(&manifest, "%s/etc/sandpool-image.json", rootfs) < 0)
                 return -ENOMEM;
         if (stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode) || access(sh, X_OK) < 0) {
-                log_error("The image %s is %s. Build the default image with: rootfs/build-image --install "
-                          "(in the sandpool source tree), or point [images] rootfs at another one.",
+                log_error("The image %s is %s. Build the default image with: " SANDPOOL_IMAGE_HINT
+                          ", or point [images] rootfs at another one.",
                           rootfs, stat(rootfs, &st) < 0 ? "missing" : "incomplete (no /bin/sh)");
                 return -ENOENT;
         }

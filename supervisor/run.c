@@ -387,7 +387,7 @@ int sandpoold_run_main(int argc, char **argv) {
         if (stat(o.rootfs, &st) < 0 || !S_ISDIR(st.st_mode)) {
                 fprintf(stderr,
                         "sandpoold run: the image %s is missing or not a directory.\n"
-                        "Build the default image with: rootfs/build-image --install (or pass --rootfs DIR)\n",
+                        "Build the default image with: " SANDPOOL_IMAGE_HINT ", or pass --rootfs DIR\n",
                         o.rootfs);
                 sp_config_set_done(&cs);
                 return EXIT_SETUP_FAILED;

@@ -43,50 +43,69 @@ static bool json_object_of_strings(json_t *o, bool env) {
         return true;
 }
 
+/* A duration field: `<name>_ms` is its name, `<name>_s` the older alias
+ * (docs/api.md, "Field names"). Both at once is a 400, not a guess. */
+static int json_get_duration_ms(json_t *body, const char *ms_key, const char *s_key, const char *both,
+                                uint64_t *ret_ms, sp_error *err) {
+        uint64_t ms = 0, s = 0;
+        int a, b;
+
+        if ((a = json_get_uint(body, ms_key, INT64_MAX, &ms, err)) < 0 ||
+            (b = json_get_uint(body, s_key, UINT32_MAX, &s, err)) < 0)
+                return -EINVAL;
+        if (a > 0 && b > 0)
+                return sp_error_set(err, -EEXIST, "%s", both);
+        if (a == 0 && b == 0)
+                return 0;
+        if ((a > 0 ? ms : s) == 0)
+                return sp_error_set(err, -EINVAL, "invalid value for %s", a > 0 ? ms_key : s_key);
+        *ret_ms = a > 0 ? ms : s * 1000;
+        return 1;
+}
+
 /* Every per-request value may lower the configured one, never raise it:
- * larger values are capped, nonsense (negative, zero, wrong type) is 400. */
-int session_params_from_json(server *srv, json_t *body, session_params *p, const char **ret_err) {
+ * larger values are capped, nonsense (negative, zero, wrong type) is 400,
+ * a field given under both its name and its alias is 400 (-EEXIST). */
+int session_params_from_json(server *srv, json_t *body, session_params *p, sp_error *err) {
         const sp_config *cfg = &srv->config.cfg;
         uint64_t v;
         int r;
 
         session_params_default(srv, p);
-        if ((r = json_get_uint(body, "timeout_s", UINT32_MAX, &v, ret_err)) < 0)
+        if ((r = json_get_duration_ms(body, "timeout_ms", "timeout_s",
+                                      "'timeout_ms' and its alias 'timeout_s' both given: send one", &v,
+                                      err)) < 0)
                 return r;
-        if (r > 0) {
-                if (v == 0)
-                        return *ret_err = "timeout_s", -EINVAL;
-                p->timeout_ms = MIN(v * 1000, cfg->session_timeout_ms);
-        }
-        if ((r = json_get_uint(body, "idle_timeout_s", UINT32_MAX, &v, ret_err)) < 0)
+        if (r > 0)
+                p->timeout_ms = MIN(v, cfg->session_timeout_ms);
+        if ((r = json_get_duration_ms(body, "idle_timeout_ms", "idle_timeout_s",
+                                      "'idle_timeout_ms' and its alias 'idle_timeout_s' both given: send one", &v,
+                                      err)) < 0)
                 return r;
-        if (r > 0) {
-                if (v == 0)
-                        return *ret_err = "idle_timeout_s", -EINVAL;
-                p->idle_timeout_ms = MIN(v * 1000, cfg->session_idle_timeout_ms);
-        }
-        if ((r = json_get_uint(body, "memory_mb", UINT32_MAX, &v, ret_err)) < 0)
+        if (r > 0)
+                p->idle_timeout_ms = MIN(v, cfg->session_idle_timeout_ms);
+        if ((r = json_get_uint(body, "memory_mb", UINT32_MAX, &v, err)) < 0)
                 return r;
         if (r > 0) {
                 if (v < 8)
-                        return *ret_err = "memory_mb (at least 8)", -EINVAL;
+                        return sp_error_set(err, -EINVAL, "invalid value for memory_mb (at least 8)");
                 p->limits.memory_bytes = MIN(v << 20, cfg->memory_limit);
         }
-        if ((r = json_get_uint(body, "cpu_pct", UINT32_MAX, &v, ret_err)) < 0)
+        if ((r = json_get_uint(body, "cpu_pct", UINT32_MAX, &v, err)) < 0)
                 return r;
         if (r > 0) {
                 if (v == 0)
-                        return *ret_err = "cpu_pct", -EINVAL;
+                        return sp_error_set(err, -EINVAL, "invalid value for cpu_pct");
                 p->limits.cpu_pct = MIN(v, cfg->cpu_limit);
         }
         p->env = json_object_get(body, "env");
         if (p->env && !json_is_null(p->env) && !json_object_of_strings(p->env, true))
-                return *ret_err = "env (an object of strings, names without '=')", -EINVAL;
+                return sp_error_set(err, -EINVAL, "invalid value for env (an object of strings, names without '=')");
         p->labels = json_object_get(body, "labels");
         if (p->labels && !json_is_null(p->labels) && !json_object_of_strings(p->labels, false))
-                return *ret_err = "labels (an object of strings)", -EINVAL;
+                return sp_error_set(err, -EINVAL, "invalid value for labels (an object of strings)");
         if (json_object_size(p->labels) > 64)
-                return *ret_err = "labels (at most 64)", -EINVAL;
+                return sp_error_set(err, -EINVAL, "invalid value for labels (at most 64)");
         return 0;
 }
 
@@ -454,7 +473,8 @@ void session_destroy_all(server *srv, const char *reason) {
 json_t *session_to_json(session *s, bool with_usage) {
         json_t *j;
 
-        j = json_pack("{s:s,s:i,s:s,s:o,s:o,s:o,s:o,s:I,s:I,s:{s:I,s:i,s:i,s:I},s:O,s:i,s:s}",
+        /* timeout_s / idle_timeout_s: the older names, kept for old clients */
+        j = json_pack("{s:s,s:i,s:s,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:{s:I,s:i,s:i,s:I},s:O,s:i,s:s}",
                       "id", s->id,
                       "owner_uid", (int) s->owner,
                       "state", s->state == SESSION_READY ? (s->n_jobs ? "busy" : "ready") : "starting",
@@ -463,6 +483,8 @@ json_t *session_to_json(session *s, bool with_usage) {
                       "last_activity_at", json_time(s->created_real + (s->last_activity_mono - s->created_mono)),
                       "idle_expires_at", json_time(s->created_real + (s->last_activity_mono - s->created_mono) +
                                                    s->idle_timeout_ms * USEC_PER_MSEC),
+                      "timeout_ms", (json_int_t) s->timeout_ms,
+                      "idle_timeout_ms", (json_int_t) s->idle_timeout_ms,
                       "timeout_s", (json_int_t) (s->timeout_ms / 1000),
                       "idle_timeout_s", (json_int_t) (s->idle_timeout_ms / 1000),
                       "limits",

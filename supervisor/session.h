@@ -61,8 +61,9 @@ typedef struct session_params {
 
 void session_params_default(server *srv, session_params *p);
 /* Validate the optional body of POST /v1/sessions against the config. 0, or
- * -EINVAL with *ret_err naming the field. */
-int session_params_from_json(server *srv, json_t *body, session_params *p, const char **ret_err);
+ * -EINVAL with err naming the field, or -EEXIST with err saying which field
+ * came under both its name and its alias. */
+int session_params_from_json(server *srv, json_t *body, session_params *p, sp_error *err);
 
 /* Take a sandbox: a warm one from the pool (returns 1: ready now, cb is
  * not called), or the pool's next one (returns 0: cb is called when it is

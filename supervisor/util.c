@@ -105,15 +105,13 @@ json_t *json_bytes(const char *data, size_t len, char *carry, size_t *carry_len)
         return json_stringn_nocheck(buf, n);
 }
 
-int json_get_uint(json_t *o, const char *key, uint64_t max, uint64_t *ret, const char **ret_err) {
+int json_get_uint(json_t *o, const char *key, uint64_t max, uint64_t *ret, sp_error *err) {
         json_t *v = json_object_get(o, key);
 
         if (!v || json_is_null(v))
                 return 0; /* absent: caller keeps the default */
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t) json_integer_value(v) > max) {
-                *ret_err = key;
-                return -EINVAL;
-        }
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t) json_integer_value(v) > max)
+                return sp_error_set(err, -EINVAL, "invalid value for %s", key);
         *ret = json_integer_value(v);
         return 1;
 }

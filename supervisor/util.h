@@ -17,4 +17,6 @@ json_t *json_time(usec_t realtime_usec);       /* "2026-01-02T03:04:05.678Z" */
  * carry (3+1 bytes) an incomplete sequence at the end is kept for the next
  * chunk instead of being replaced. */
 json_t *json_bytes(const char *data, size_t len, char *carry, size_t *carry_len);
-int json_get_uint(json_t *o, const char *key, uint64_t max, uint64_t *ret, const char **ret_err);
+/* An optional non-negative integer field up to max: 1 read, 0 absent (or
+ * null), -EINVAL with err saying "invalid value for KEY". */
+int json_get_uint(json_t *o, const char *key, uint64_t max, uint64_t *ret, sp_error *err);

@@ -387,6 +387,15 @@ def _wrap_os_error(e: BaseException) -> BaseException:
 # Client
 
 
+
+def _duration_ms(name: str, ms: Optional[int], s: Optional[float]) -> Optional[int]:
+    """A duration given as name_ms or name_s (not both), in milliseconds."""
+    if ms is not None and s is not None:
+        raise ValueError("give %s_ms or %s_s, not both" % (name, name))
+    if s is not None:
+        return int(round(s * 1000))
+    return ms
+
 class Client:
     """A connection pool to one daemon. Thread-safe; cheap to keep.
 
@@ -524,15 +533,21 @@ class Client:
     # -- sessions
 
     def create_session(self, *, env: Optional[Mapping[str, str]] = None,
-                       timeout_s: Optional[int] = None, idle_timeout_s: Optional[int] = None,
+                       timeout_s: Optional[float] = None, idle_timeout_s: Optional[float] = None,
                        memory_mb: Optional[int] = None, cpu_pct: Optional[int] = None,
                        labels: Optional[Mapping[str, str]] = None,
-                       capacity_wait: float = 0.0) -> SessionInfo:
+                       capacity_wait: float = 0.0, timeout_ms: Optional[int] = None,
+                       idle_timeout_ms: Optional[int] = None) -> SessionInfo:
         """POST /v1/sessions. Each value is capped by the daemon's config.
-        capacity_wait: seconds to keep retrying while the daemon answers
-        429 (no capacity), each time after its Retry-After."""
+        Durations go on the wire in milliseconds (timeout_ms,
+        idle_timeout_ms); timeout_s / idle_timeout_s are the same in
+        seconds (give one of each pair). capacity_wait: seconds to keep
+        retrying while the daemon answers 429 (no capacity), each time
+        after its Retry-After."""
+        timeout_ms = _duration_ms("timeout", timeout_ms, timeout_s)
+        idle_timeout_ms = _duration_ms("idle_timeout", idle_timeout_ms, idle_timeout_s)
         body = {k: v for k, v in (("env", dict(env) if env is not None else None),
-                                  ("timeout_s", timeout_s), ("idle_timeout_s", idle_timeout_s),
+                                  ("timeout_ms", timeout_ms), ("idle_timeout_ms", idle_timeout_ms),
                                   ("memory_mb", memory_mb), ("cpu_pct", cpu_pct),
                                   ("labels", dict(labels) if labels is not None else None))
                 if v is not None}
@@ -719,10 +734,11 @@ class Sandbox:
 
     def __init__(self, *, client: Optional[Client] = None, socket_path: Optional[str] = None,
                  timeout: float = DEFAULT_TIMEOUT, env: Optional[Mapping[str, str]] = None,
-                 timeout_s: Optional[int] = None, idle_timeout_s: Optional[int] = None,
+                 timeout_s: Optional[float] = None, idle_timeout_s: Optional[float] = None,
                  memory_mb: Optional[int] = None, cpu_pct: Optional[int] = None,
                  labels: Optional[Mapping[str, str]] = None,
-                 session_id: Optional[str] = None, capacity_wait: float = 0.0):
+                 session_id: Optional[str] = None, capacity_wait: float = 0.0,
+                 timeout_ms: Optional[int] = None, idle_timeout_ms: Optional[int] = None):
         self._own_client = client is None
         self.client = client or Client(socket_path, timeout)
         self._closed = False
@@ -731,6 +747,7 @@ class Sandbox:
         else:
             self.info = self.client.create_session(
                 env=env, timeout_s=timeout_s, idle_timeout_s=idle_timeout_s,
+                timeout_ms=timeout_ms, idle_timeout_ms=idle_timeout_ms,
                 memory_mb=memory_mb, cpu_pct=cpu_pct, labels=labels,
                 capacity_wait=capacity_wait)
         self.id = self.info.id

@@ -106,7 +106,10 @@ export declare class CommandStream implements AsyncIterable<CommandEvent> {
 
 export interface SessionOptions {
   env?: Record<string, string>;
-  /** Lifetime, capped by session_timeout. */
+  /** Lifetime in ms, capped by session_timeout (sent as timeout_ms). */
+  timeoutMs?: number;
+  idleTimeoutMs?: number;
+  /** The same in seconds (give one of timeoutMs and timeoutS). */
   timeoutS?: number;
   idleTimeoutS?: number;
   memoryMb?: number;

@@ -149,6 +149,12 @@ const EXPECT_CONTINUE_BYTES = 64 * 1024;
 
 // ---------------------------------------------------------------- client
 
+/** A duration given as fooMs or fooS (not both), in milliseconds. */
+function durationMs(name, ms, s) {
+  if (ms !== undefined && s !== undefined) throw new TypeError(`give ${name}Ms or ${name}S, not both`);
+  return s !== undefined ? Math.round(s * 1000) : ms;
+}
+
 export class Client {
   /** @param {{socketPath?: string, timeoutMs?: number}} [opts] */
   constructor({ socketPath, timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
@@ -268,8 +274,8 @@ export class Client {
   /** POST /v1/sessions; each value is capped by the daemon's config. */
   async createSession(opts = {}) {
     const body = {};
-    for (const [k, v] of [['env', opts.env], ['timeout_s', opts.timeoutS],
-      ['idle_timeout_s', opts.idleTimeoutS], ['memory_mb', opts.memoryMb],
+    for (const [k, v] of [['env', opts.env], ['timeout_ms', durationMs('timeout', opts.timeoutMs, opts.timeoutS)],
+      ['idle_timeout_ms', durationMs('idleTimeout', opts.idleTimeoutMs, opts.idleTimeoutS)], ['memory_mb', opts.memoryMb],
       ['cpu_pct', opts.cpuPct], ['labels', opts.labels]])
       if (v !== undefined) body[k] = v;
     return sessionInfo(await retryCapacity(opts.capacityWaitMs, () => this.#call('POST', '/v1/sessions',

@@ -35,11 +35,11 @@ static server *the_server(void) {
 
 static void check_session(server *srv, json_t *body) {
         const sp_config *cfg = &srv->config.cfg;
-        const char *why = NULL;
+        sp_error why = {};
         session_params p;
 
         if (session_params_from_json(srv, body, &p, &why) < 0) {
-                if (!why)
+                if (!why.message[0])
                         abort(); /* a 400 must name the field */
                 return;
         }
@@ -53,10 +53,12 @@ static void check_session(server *srv, json_t *body) {
 static void check_exec(server *srv, json_t *body) {
         const sp_config *cfg = &srv->config.cfg;
         exec_params p = {};
-        char *why = NULL;
+        sp_error why = {};
 
-        if (exec_params_from_json(srv, NULL, body, &p, &why) < 0) {
-                free(why);
+        int r = exec_params_from_json(srv, NULL, body, &p, &why);
+        if (r < 0) {
+                if (r == -EINVAL && !why.message[0])
+                        abort(); /* a 400 says why */
                 exec_params_done(&p);
                 return;
         }
@@ -69,7 +71,6 @@ static void check_exec(server *srv, json_t *body) {
         for (char **e = p.envp; *e; e++)
                 if (!strchr(*e, '='))
                         abort();
-        free(why);
         exec_params_done(&p);
 }
 

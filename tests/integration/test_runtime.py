@@ -221,6 +221,26 @@ def test_masked_proc_paths():
     assert "rc=1" in r.stdout, r
 
 
+def test_masked_dirs_are_empty_read_only_and_share_one_superblock():
+    # Each superblock costs every memory cgroup on the host a shrinker slot
+    # (mm/shrinker.c: shrinker_info grows with the highest shrinker id), so
+    # the sandbox's superblocks are counted: one tmpfs serves every mask.
+    r = run("/bin/sh", "-c", "for d in /proc/acpi /proc/driver /sys/firmware /sys/kernel/debug;"
+            " do [ -d $d ] && echo dir $d $(ls -A $d | wc -l); done;"
+            " touch /sys/firmware/x 2>/dev/null; echo touch=$?; cat /proc/self/mountinfo")
+    dirs = [l.split() for l in r.stdout.splitlines() if l.startswith("dir ")]
+    assert len(dirs) >= 2, r
+    assert all(d[2] == "0" for d in dirs), r
+    assert "touch=1" in r.stdout, r
+    mounts = [l.split() for l in r.stdout.splitlines() if " - " in l]
+    by_point = {m[4]: m[2] for m in mounts}
+    masks = {by_point[d[1]] for d in dirs}
+    assert len(masks) == 1, (masks, r.stdout)
+    # overlay, /proc, /dev, /dev/pts, /dev/shm, /sys, the masks, and the host's
+    # device nodes bound into /dev (not the sandbox's own superblock).
+    assert len({m[2] for m in mounts}) <= 8, r.stdout
+
+
 def test_pid1_is_the_sandbox_init():
     r = run("/bin/cat", "/proc/1/cmdline")
     assert r.stdout.split("\0")[0] == "sandpool-init", r

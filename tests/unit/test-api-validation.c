@@ -35,10 +35,10 @@ static json_t *parse(const char *text) {
         return j;
 }
 
-static int params(const char *text, session *s, exec_params *p, char **msg) {
+static int params(const char *text, session *s, exec_params *p, sp_error *err) {
         json_auto_t *j = parse(text);
-        *msg = NULL;
-        return exec_params_from_json(&srv, s, j, p, msg);
+        *err = (sp_error){};
+        return exec_params_from_json(&srv, s, j, p, err);
 }
 
 static const char *env_get(char **envp, const char *name) {
@@ -51,7 +51,7 @@ static const char *env_get(char **envp, const char *name) {
 
 static void test_exec_argv_and_defaults(void **state) {
         exec_params p;
-        char *msg;
+        sp_error msg;
 
         assert_int_equal(params("{\"argv\":[\"ls\",\"-l\"]}", NULL, &p, &msg), 0);
         assert_string_equal(p.argv[0], "ls");
@@ -68,7 +68,7 @@ static void test_exec_argv_and_defaults(void **state) {
 
 static void test_exec_shell(void **state) {
         exec_params p;
-        char *msg;
+        sp_error msg;
 
         assert_int_equal(params("{\"shell\":\"echo $A\",\"stream\":true,\"stdin\":\"a\\u0000b\"}", NULL, &p, &msg), 0);
         assert_string_equal(p.argv[0], "/bin/sh");
@@ -82,7 +82,7 @@ static void test_exec_shell(void **state) {
 
 static void test_exec_caps(void **state) {
         exec_params p;
-        char *msg;
+        sp_error msg;
 
         /* above the configured maximum: capped, not refused */
         assert_int_equal(params("{\"argv\":[\"x\"],\"timeout_ms\":60000,\"max_output_bytes\":1000000000000}", NULL,
@@ -99,7 +99,7 @@ static void test_exec_caps(void **state) {
 static void test_exec_env_layers(void **state) {
         session s = { .env = parse("{\"A\":\"session\",\"B\":\"session\",\"HOME\":\"/srv\"}") };
         exec_params p;
-        char *msg;
+        sp_error msg;
 
         assert_int_equal(params("{\"argv\":[\"x\"],\"env\":{\"B\":\"request\",\"C\":\"\"}}", &s, &p, &msg), 0);
         assert_string_equal(env_get(p.envp, "A"), "session");
@@ -139,19 +139,18 @@ static void test_exec_refused(void **state) {
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 exec_params p;
-                char *msg;
+                sp_error msg;
                 int r = params(bad[i], NULL, &p, &msg);
                 if (r != -EINVAL)
                         fail_msg("accepted: %s", bad[i]);
-                assert_non_null(msg); /* a message for the client */
-                free(msg);
+                assert_true(msg.message[0] != 0); /* a message for the client */
                 exec_params_done(&p);
         }
 }
 
 static void test_session_params(void **state) {
         session_params p;
-        const char *bad = NULL;
+        sp_error bad = {};
         json_auto_t *ok = parse("{\"timeout_s\":60,\"idle_timeout_s\":100000,\"memory_mb\":64,\"cpu_pct\":1000,"
                                 "\"labels\":{\"a\":\"b\"}}");
         json_auto_t *neg = parse("{\"timeout_s\":-1}");
@@ -164,9 +163,29 @@ static void test_session_params(void **state) {
         assert_int_equal(p.limits.memory_bytes, 64u << 20);
         assert_int_equal(p.limits.cpu_pct, 25); /* capped */
         assert_int_equal(session_params_from_json(&srv, neg, &p, &bad), -EINVAL);
-        assert_string_equal(bad, "timeout_s");
+        assert_string_equal(bad.message, "invalid value for timeout_s");
         assert_int_equal(session_params_from_json(&srv, small, &p, &bad), -EINVAL);
         assert_int_equal(session_params_from_json(&srv, lab, &p, &bad), -EINVAL);
+}
+
+/* timeout_ms is the name, timeout_s its alias: either works, both is a 400 */
+static void test_session_params_aliases(void **state) {
+        session_params p;
+        sp_error bad = {};
+        json_auto_t *ms = parse("{\"timeout_ms\":1500,\"idle_timeout_ms\":2500}");
+        json_auto_t *both = parse("{\"timeout_ms\":1500,\"timeout_s\":2}");
+        json_auto_t *idle_both = parse("{\"idle_timeout_ms\":1500,\"idle_timeout_s\":2}");
+        json_auto_t *zero = parse("{\"idle_timeout_ms\":0}");
+
+        assert_int_equal(session_params_from_json(&srv, ms, &p, &bad), 0);
+        assert_int_equal(p.timeout_ms, 1500);
+        assert_int_equal(p.idle_timeout_ms, 2500);
+        assert_int_equal(session_params_from_json(&srv, both, &p, &bad), -EEXIST);
+        assert_non_null(strstr(bad.message, "timeout_s"));
+        assert_int_equal(session_params_from_json(&srv, idle_both, &p, &bad), -EEXIST);
+        assert_non_null(strstr(bad.message, "idle_timeout_s"));
+        assert_int_equal(session_params_from_json(&srv, zero, &p, &bad), -EINVAL);
+        assert_string_equal(bad.message, "invalid value for idle_timeout_ms");
 }
 
 static void check_bytes(const char *in, size_t n, const char *want) {
@@ -208,6 +227,7 @@ int main(void) {
                 cmocka_unit_test(test_exec_env_layers),
                 cmocka_unit_test(test_exec_refused),
                 cmocka_unit_test(test_session_params),
+                cmocka_unit_test(test_session_params_aliases),
                 cmocka_unit_test(test_json_bytes),
                 cmocka_unit_test(test_json_bytes_carry),
         };
