@@ -106,6 +106,9 @@ int cmd_kill(ctl *c, int argc, char **argv);
 int cmd_top(ctl *c, int argc, char **argv);
 int cmd_config(ctl *c, int argc, char **argv);
 int cmd_mcp(ctl *c, int argc, char **argv);
+int cmd_templates(ctl *c, int argc, char **argv);
+int cmd_template(ctl *c, int argc, char **argv);
+int cmd_fork(ctl *c, int argc, char **argv);
 
 /* A session id as the daemon makes them: 32 lowercase hex digits. Checked
  * before it goes into a URL. */

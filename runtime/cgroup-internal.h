@@ -19,6 +19,9 @@ enum {
         SP_CTRL_CPU = 1u << 1,
         SP_CTRL_CPUACCT = 1u << 2,
         SP_CTRL_PIDS = 1u << 3,
+        /* v1 only, optional: used to freeze a sandbox while its files are
+         * copied (templates, forks); v2 has cgroup.freeze in every cgroup */
+        SP_CTRL_FREEZER = 1u << 4,
 };
 #define SP_CTRL_V2_NEEDED (SP_CTRL_MEMORY | SP_CTRL_CPU | SP_CTRL_PIDS)
 #define SP_CTRL_V1_NEEDED (SP_CTRL_MEMORY | SP_CTRL_CPU | SP_CTRL_CPUACCT | SP_CTRL_PIDS)
@@ -95,7 +98,7 @@ int sp_cgroup_kill_procs(int dirfd, const char *controller, const char *rel_path
 
 /* --- manager and cgroup ------------------------------------------------ */
 
-#define SP_CGROUP_MAX_HIER 4
+#define SP_CGROUP_MAX_HIER 5
 
 /* One hierarchy the sandboxes live in: the single unified one on v2, one
  * per distinct v1 mount (memory, cpu[,cpuacct], cpuacct, pids) on v1. */
@@ -152,6 +155,10 @@ struct sp_cgroup_backend {
         int (*attach)(sp_cgroup *cg, pid_t pid);
         int (*stats)(const sp_cgroup *cg, sp_cgroup_stats *ret);
         int (*kill)(sp_cgroup *cg);
+        /* Write the freeze (or thaw) request; do not wait. */
+        int (*freeze)(sp_cgroup *cg, bool frozen);
+        /* 1 when every task is frozen, 0 while freezing, < 0 on error. */
+        int (*is_frozen)(const sp_cgroup *cg);
 };
 
 extern const sp_cgroup_backend sp_cgroup_backend_v2;

@@ -68,6 +68,18 @@ static int v1_probe(sp_cgroup_manager *m, const sp_cgroup_mount *mounts, size_t 
                 if (!h->ctrl_name || !h->mount_path)
                         return sp_error_set(err, -ENOMEM, "Out of memory");
         }
+        /* The freezer is optional (only templates and forks need it) and
+         * last, so that it can be dropped if it cannot be set up. */
+        const sp_cgroup_mount *fz = find_v1_mount(mounts, n_mounts, SP_CTRL_FREEZER);
+        if (fz && !missing && m->n_hier < SP_CGROUP_MAX_HIER && !(fz->controllers & SP_CTRL_V1_NEEDED)) {
+                sp_cgroup_hier *h = &m->hier[m->n_hier];
+                chosen[m->n_hier++] = fz;
+                h->controllers = SP_CTRL_FREEZER;
+                h->ctrl_name = strdup("freezer");
+                h->mount_path = strdup(fz->path);
+                if (!h->ctrl_name || !h->mount_path)
+                        return sp_error_set(err, -ENOMEM, "Out of memory");
+        }
         if (missing) {
                 char names[64];
                 sp_cgroup_ctrl_mask_format(missing, names, sizeof(names));
@@ -76,7 +88,7 @@ static int v1_probe(sp_cgroup_manager *m, const sp_cgroup_mount *mounts, size_t 
         }
         for (size_t i = 0; i < m->n_hier; i++) {
                 sp_cgroup_hier *h = &m->hier[i];
-                if (opts->parent)
+                if (opts->parent && !(h->controllers & SP_CTRL_FREEZER))
                         h->parent_rel = strdup(opts->parent);
                 else if (sp_cgroup_parse_proc_cgroup(proc_cgroup, h->ctrl_name, &h->parent_rel) < 0)
                         return sp_error_set(err, -ENOENT, "cgroup v1: no %s line in /proc/self/cgroup", h->ctrl_name);
@@ -91,10 +103,33 @@ static int v1_probe(sp_cgroup_manager *m, const sp_cgroup_mount *mounts, size_t 
         return 0;
 }
 
+static void drop_hier(sp_cgroup_manager *m, size_t i) {
+        sp_cgroup_hier *h = &m->hier[i];
+        h->subtree_fd = safe_close(h->subtree_fd);
+        h->parent_fd = safe_close(h->parent_fd);
+        free(h->ctrl_name);
+        free(h->mount_path);
+        free(h->parent_rel);
+        free(h->parent_path);
+        free(h->subtree_rel);
+        free(h->subtree_path);
+        *h = (sp_cgroup_hier) {.parent_fd = -EBADF, .subtree_fd = -EBADF};
+        m->n_hier = i;
+}
+
 static int v1_setup(sp_cgroup_manager *m, const sp_cgroup_manager_options *opts, sp_error *err) {
         for (size_t i = 0; i < m->n_hier; i++) {
                 sp_cgroup_hier *h = &m->hier[i];
                 int r;
+                if (h->controllers == SP_CTRL_FREEZER) {
+                        /* optional: where we may not make a subtree in it,
+                         * sandboxes simply cannot be frozen */
+                        h->parent_fd = open(h->parent_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (h->parent_fd < 0 || sp_cgroup_mkdir_at(h->parent_fd, m->subdir, &h->created_subtree) < 0 ||
+                            (h->subtree_fd = openat(h->parent_fd, m->subdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+                                drop_hier(m, i);
+                        break;
+                }
                 h->parent_fd = open(h->parent_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (h->parent_fd < 0) {
                         r = negative_errno();
@@ -227,8 +262,28 @@ static int v1_stats(const sp_cgroup *cg, sp_cgroup_stats *ret) {
         return sp_cgroup_read_u64_at(v1_fd(cg, SP_CTRL_PIDS), "pids.current", &ret->pids_current);
 }
 
+static int v1_freeze(sp_cgroup *cg, bool frozen) {
+        int fd = v1_fd(cg, SP_CTRL_FREEZER);
+        if (fd < 0)
+                return -EOPNOTSUPP;
+        return sp_cgroup_write_at(fd, "freezer.state", frozen ? "FROZEN" : "THAWED", cg->manager->fake);
+}
+
+static int v1_is_frozen(const sp_cgroup *cg) {
+        char buf[32];
+        /* Reading freezer.state is what moves FREEZING on to FROZEN once
+         * the last task has stopped. */
+        int r = sp_cgroup_read_at(v1_fd(cg, SP_CTRL_FREEZER), "freezer.state", buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        return strncmp(buf, "FROZEN", 6) == 0;
+}
+
 static int v1_kill(sp_cgroup *cg) {
         int ret = 0;
+        /* A frozen task sleeps through SIGKILL on v1: thaw first. */
+        if (v1_fd(cg, SP_CTRL_FREEZER) >= 0)
+                (void) v1_freeze(cg, false);
         /* pids first: that is where a fork bomb is capped, and every task
          * there is in the other hierarchies too (attach writes them all). */
         for (size_t k = cg->n_fd; k > 0; k--) {
@@ -252,4 +307,6 @@ const sp_cgroup_backend sp_cgroup_backend_v1 = {
         .attach = v1_attach,
         .stats = v1_stats,
         .kill = v1_kill,
+        .freeze = v1_freeze,
+        .is_frozen = v1_is_frozen,
 };

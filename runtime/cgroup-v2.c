@@ -231,6 +231,16 @@ static int v2_kill(sp_cgroup *cg) {
         return sp_cgroup_kill_procs(cg->fd[0], NULL, rel, 200);
 }
 
+static int v2_freeze(sp_cgroup *cg, bool frozen) {
+        return sp_cgroup_write_at(cg->fd[0], "cgroup.freeze", frozen ? "1" : "0", cg->manager->fake);
+}
+
+static int v2_is_frozen(const sp_cgroup *cg) {
+        uint64_t v = 0;
+        int r = sp_cgroup_read_keyed_at(cg->fd[0], "cgroup.events", "frozen", &v);
+        return r < 0 ? r : v == 1;
+}
+
 const sp_cgroup_backend sp_cgroup_backend_v2 = {
         .mode = SP_CGROUP_V2,
         .probe = v2_probe,
@@ -239,4 +249,6 @@ const sp_cgroup_backend sp_cgroup_backend_v2 = {
         .attach = v2_attach,
         .stats = v2_stats,
         .kill = v2_kill,
+        .freeze = v2_freeze,
+        .is_frozen = v2_is_frozen,
 };

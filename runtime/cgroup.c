@@ -56,6 +56,7 @@ static const struct {
         { "cpu", SP_CTRL_CPU },
         { "cpuacct", SP_CTRL_CPUACCT },
         { "pids", SP_CTRL_PIDS },
+        { "freezer", SP_CTRL_FREEZER },
 };
 
 unsigned sp_cgroup_ctrl_from_name(const char *name, size_t len) {
@@ -929,6 +930,31 @@ int sp_cgroup_stats_read(const sp_cgroup *cg, sp_cgroup_stats *ret) {
 
 int sp_cgroup_kill(sp_cgroup *cg) {
         return cg->manager->backend->kill(cg);
+}
+
+int sp_cgroup_freeze(sp_cgroup *cg, bool frozen, unsigned timeout_ms) {
+        const sp_cgroup_backend *b = cg->manager->backend;
+        if (!b->freeze)
+                return -EOPNOTSUPP;
+        int r = b->freeze(cg, frozen);
+        if (r < 0 || !frozen)
+                return r;
+        /* Freezing is asynchronous: a task is frozen when it next leaves
+         * the kernel (or at once if it sleeps). Poll; most are done within
+         * one round. */
+        for (unsigned waited_us = 0;; waited_us += 500) {
+                r = b->is_frozen(cg);
+                if (r != 0)
+                        break;
+                if (waited_us >= timeout_ms * 1000u) {
+                        r = -ETIME;
+                        break;
+                }
+                usleep(waited_us < 2000 ? 100 : 500);
+        }
+        if (r < 0)
+                (void) b->freeze(cg, false);
+        return r < 0 ? r : 0;
 }
 
 int sp_cgroup_destroy(sp_cgroup *cg) {

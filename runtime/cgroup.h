@@ -90,6 +90,12 @@ int sp_cgroup_stats_read(const sp_cgroup *cg, sp_cgroup_stats *ret);
 /* Kill every process in the cgroup (v2: cgroup.kill; v1: SIGKILL each pid
  * in cgroup.procs until empty). */
 int sp_cgroup_kill(sp_cgroup *cg);
+/* Freeze every process of the cgroup and wait (up to timeout_ms, then
+ * -ETIME, thawed again) until the kernel says all are frozen; or thaw
+ * (frozen false: does not wait). v2: cgroup.freeze; v1: the freezer
+ * hierarchy, -EOPNOTSUPP when the host has none mounted. A frozen task
+ * does not die of SIGKILL on v1 until thawed: sp_cgroup_kill() thaws. */
+int sp_cgroup_freeze(sp_cgroup *cg, bool frozen, unsigned timeout_ms);
 /* Remove the directories (retrying briefly while the last tasks exit) and
  * free. Returns the rmdir error, the object is freed regardless. */
 int sp_cgroup_destroy(sp_cgroup *cg);

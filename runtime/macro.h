@@ -116,3 +116,7 @@ typedef struct sp_error {
 } sp_error;
 
 _printf_(3, 4) int sp_error_set(sp_error *e, int code, const char *fmt, ...);
+/* Put context in front of a message already set ("CONTEXT: message"),
+ * for a caller that knows what was being done; returns e->code, so that
+ *     return sp_error_prefix(err, "template %s", name); */
+_printf_(2, 3) int sp_error_prefix(sp_error *e, const char *fmt, ...);

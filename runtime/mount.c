@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "layer.h"
 #include "macro.h"
 #include "mount.h"
 
@@ -40,11 +41,8 @@ static int pivot_root(const char *new_root, const char *put_old) {
         return (int) syscall(SYS_pivot_root, new_root, put_old);
 }
 
-#define FAIL(r, ...)                                          \
-        ({                                                    \
-                snprintf(errbuf, errlen, __VA_ARGS__);        \
-                r;                                            \
-        })
+/* Fill err and return r (whose value may set errno for %m first). */
+#define FAIL(r, ...) sp_error_set(err, (r), __VA_ARGS__)
 
 static char *path_join(const char *a, const char *b) {
         char *p = NULL;
@@ -53,13 +51,13 @@ static char *path_join(const char *a, const char *b) {
         return p;
 }
 
-static int stage_mount_lower(const char *rootfs, const char *lower, int userns_fd) {
+static int stage_mount_lower(int dfd, const char *rootfs, const char *lower, int userns_fd) {
         /* Clone the image's mount, idmap it into the sandbox's user
          * namespace (image uid 0 shows as the sandbox's root) and make it
          * read-only, then attach it: 6.1 wants the lower layer attached. The
          * idmapped mount never reaches the sandbox itself: its root could
          * clear MOUNT_ATTR_RDONLY on a mount it is handed. */
-        _cleanup_close_ int fd = sys_open_tree(AT_FDCWD, rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        _cleanup_close_ int fd = sys_open_tree(dfd, rootfs, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (*rootfs ? 0 : AT_EMPTY_PATH));
         if (fd < 0)
                 return -errno;
         struct mount_attr attr = {
@@ -73,8 +71,49 @@ static int stage_mount_lower(const char *rootfs, const char *lower, int userns_f
         return 0;
 }
 
+/* Template layers: each one idmapped and read-only like the image, at
+ * <dir>/l<i>, listed topmost first in front of the image's lower. */
+static int stage_mount_layers(sp_stage *st, const sp_stage_layers *layers, int userns_fd, char **lowerdirs,
+                              sp_error *err) {
+        for (size_t i = layers ? layers->n : 0; i > 0; i--) {
+                _cleanup_free_ char *dir = NULL, *joined = NULL;
+                if (asprintf(&dir, "%s/l%zu", st->dir, i - 1) < 0)
+                        return FAIL(-ENOMEM, "out of memory");
+                if (mkdir(dir, 0700) < 0)
+                        return FAIL(-errno, "mkdir %s: %m", dir);
+                int r = stage_mount_lower(layers->fds[i - 1], "", dir, userns_fd);
+                if (r < 0) {
+                        errno = -r;
+                        return FAIL(r, "idmapped read-only mount of template layer %zu: %m", i - 1);
+                }
+                if (asprintf(&joined, "%s:%s", dir, *lowerdirs) < 0)
+                        return FAIL(-ENOMEM, "out of memory");
+                free(*lowerdirs);
+                *lowerdirs = TAKE_PTR(joined);
+        }
+        return 0;
+}
+
+static void stage_detach_layers(sp_stage *st, const sp_stage_layers *layers) {
+        char dir[PATH_MAX];
+        for (size_t i = 0; layers && i < layers->n; i++) {
+                snprintf(dir, sizeof(dir), "%s/l%zu", st->dir, i);
+                (void) umount2(dir, MNT_DETACH);
+        }
+}
+
+/* A fork: the other sandbox's files become our upper's, before the
+ * overlay exists (an upper must not change under a mounted overlay). */
+static int stage_seed_upper(sp_stage *st, const sp_stage_layers *layers, uid_t id_base, sp_error *err) {
+        sp_layer_copy_opts o = {.src_id_base = layers->seed_id_base, .dst_id_base = id_base};
+        int r = sp_layer_copy(layers->seed_fd, st->upper_fd, &o, NULL, err);
+        if (r < 0)
+                return sp_error_prefix(err, "copy the files of the forked sandbox");
+        return 0;
+}
+
 int sp_stage_build(sp_stage *st, const char *stage_dir, const char *name, const char *rootfs,
-                   int userns_fd, uid_t id_base, uint64_t disk_bytes, char *errbuf, size_t errlen) {
+                   const sp_stage_layers *layers, int userns_fd, uid_t id_base, uint64_t disk_bytes, sp_error *err) {
         _cleanup_free_ char *upper = NULL, *work = NULL, *lower = NULL, *opts = NULL;
         char tmpfs_opts[64];
         struct stat image;
@@ -112,17 +151,32 @@ int sp_stage_build(sp_stage *st, const char *stage_dir, const char *name, const 
         if (chown(upper, id_base + image.st_uid, id_base + image.st_gid) < 0 || chmod(upper, image.st_mode & 07777) < 0)
                 return FAIL(-errno, "chown %s: %m", upper);
 
-        r = stage_mount_lower(rootfs, lower, userns_fd);
+        st->upper_fd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (st->upper_fd < 0)
+                return FAIL(-errno, "open %s: %m", upper);
+        if (layers && layers->seed_fd >= 0 && (r = stage_seed_upper(st, layers, id_base, err)) < 0)
+                return r;
+        r = stage_mount_lower(AT_FDCWD, rootfs, lower, userns_fd);
         if (r < 0) {
                 errno = -r;
                 return FAIL(r, "idmapped read-only mount of %s: %m", rootfs);
         }
-        if (asprintf(&opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work) < 0)
+        _cleanup_free_ char *lowerdirs = strdup(lower);
+        if (!lowerdirs)
                 return FAIL(-ENOMEM, "out of memory");
-        r = mount("overlay", st->root, "overlay", MS_NODEV | MS_NOSUID, opts);
-        r = r < 0 ? -errno : 0;
-        /* The overlay holds its own reference to the lower layer. */
+        r = stage_mount_layers(st, layers, userns_fd, &lowerdirs, err);
+        if (r >= 0 && asprintf(&opts, "lowerdir=%s,upperdir=%s,workdir=%s", lowerdirs, upper, work) < 0)
+                r = FAIL(-ENOMEM, "out of memory");
+        if (r >= 0) {
+                r = mount("overlay", st->root, "overlay", MS_NODEV | MS_NOSUID, opts);
+                r = r < 0 ? -errno : 0;
+        } else
+                opts = NULL;
+        /* The overlay holds its own reference to the lower layers. */
         (void) umount2(lower, MNT_DETACH);
+        stage_detach_layers(st, layers);
+        if (r < 0 && !opts)
+                return r;
         if (r < 0) {
                 errno = -r;
                 return FAIL(r, "mount overlay on %s: %m", st->root);
@@ -150,6 +204,7 @@ void sp_stage_done(sp_stage *st) {
         if (st->dir && !st->mounted)
                 (void) rmdir(st->dir);
         st->root_fd = safe_close(st->root_fd);
+        st->upper_fd = safe_close(st->upper_fd);
         free(st->dir);
         free(st->root);
         st->dir = st->root = NULL;
@@ -157,7 +212,7 @@ void sp_stage_done(sp_stage *st) {
 
 /* ---- the child's half ---------------------------------------------------- */
 
-static int bind_host_device(const char *root, const char *name, char *errbuf, size_t errlen) {
+static int bind_host_device(const char *root, const char *name, sp_error *err) {
         char src[64], dst[PATH_MAX];
         snprintf(src, sizeof(src), "/dev/%s", name);
         snprintf(dst, sizeof(dst), "%s/dev/%s", root, name);
@@ -172,7 +227,7 @@ static int bind_host_device(const char *root, const char *name, char *errbuf, si
         return 0;
 }
 
-static int setup_dev(const char *root, uint64_t shm_bytes, char *errbuf, size_t errlen) {
+static int setup_dev(const char *root, uint64_t shm_bytes, sp_error *err) {
         static const char *const devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
         static const char *const links[][2] = {
                 {"/proc/self/fd", "fd"},   {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
@@ -185,7 +240,7 @@ static int setup_dev(const char *root, uint64_t shm_bytes, char *errbuf, size_t 
         if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64") < 0)
                 return FAIL(-errno, "mount tmpfs on /dev: %m");
         for (size_t i = 0; i < ELEMENTSOF(devices); i++) {
-                r = bind_host_device(root, devices[i], errbuf, errlen);
+                r = bind_host_device(root, devices[i], err);
                 if (r < 0)
                         return r;
         }
@@ -241,7 +296,7 @@ static int mask_dir(const char *p, const char *first_dir) {
         return mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
-static int mask_paths(const char *root, char *errbuf, size_t errlen) {
+static int mask_paths(const char *root, sp_error *err) {
         char p[PATH_MAX], null[PATH_MAX], first_dir[PATH_MAX] = "";
         struct stat s;
 
@@ -268,7 +323,7 @@ static int mask_paths(const char *root, char *errbuf, size_t errlen) {
         return 0;
 }
 
-int sp_mount_setup_child(const sp_mount_opts *o, char *errbuf, size_t errlen) {
+int sp_mount_setup_child(const sp_mount_opts *o, sp_error *err) {
         char p[PATH_MAX];
         int r;
 
@@ -289,7 +344,7 @@ int sp_mount_setup_child(const sp_mount_opts *o, char *errbuf, size_t errlen) {
         snprintf(p, sizeof(p), "%s/proc", o->root);
         if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
                 return FAIL(-errno, "mount /proc: %m");
-        r = setup_dev(o->root, o->shm_bytes, errbuf, errlen);
+        r = setup_dev(o->root, o->shm_bytes, err);
         if (r < 0)
                 return r;
         /* sysfs of the sandbox's own network namespace, read-only. */
@@ -297,7 +352,7 @@ int sp_mount_setup_child(const sp_mount_opts *o, char *errbuf, size_t errlen) {
         if (mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 &&
             mount("none", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0") < 0)
                 return FAIL(-errno, "mount /sys: %m");
-        r = mask_paths(o->root, errbuf, errlen);
+        r = mask_paths(o->root, err);
         if (r < 0)
                 return r;
 

@@ -21,11 +21,22 @@ typedef struct sp_stage {
         char *dir;   /* <stage_dir>/<name>: a tmpfs */
         char *root;  /* <dir>/root: the overlay */
         int root_fd; /* O_PATH of the overlay root, for the file API */
+        int upper_fd; /* the upper directory (on the tmpfs), for templates and forks */
         int mounted; /* bit 0: tmpfs, bit 1: overlay */
 } sp_stage;
 
+/* Extra read-only layers between the upper and the image (templates),
+ * and what the upper starts with (a fork). */
+typedef struct sp_stage_layers {
+        const int *fds;    /* O_PATH directories, topmost first */
+        size_t n;
+        int seed_fd;       /* -1, or another sandbox's upper, copied into ours (frozen by the caller) */
+        uid_t seed_id_base;
+} sp_stage_layers;
+#define SP_STAGE_MAX_LAYERS 8
+
 int sp_stage_build(sp_stage *st, const char *stage_dir, const char *name, const char *rootfs,
-                   int userns_fd, uid_t id_base, uint64_t disk_bytes, char *errbuf, size_t errlen);
+                   const sp_stage_layers *layers, int userns_fd, uid_t id_base, uint64_t disk_bytes, sp_error *err);
 /* Detach the staging mounts from the caller's namespace (the sandbox keeps
  * its copies) and remove the directory. Keeps root_fd. Idempotent. */
 void sp_stage_release(sp_stage *st);
@@ -39,5 +50,5 @@ typedef struct sp_mount_opts {
 
 /* In the child, after unshare(CLONE_NEWNS): build /proc, /dev, /sys and the
  * masks under root, pivot into it and drop the old root. On failure
- * writes what failed into errbuf. */
-int sp_mount_setup_child(const sp_mount_opts *o, char *errbuf, size_t errlen);
+ * fills err with what failed. */
+int sp_mount_setup_child(const sp_mount_opts *o, sp_error *err);

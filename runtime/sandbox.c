@@ -106,7 +106,7 @@ static _noreturn_ void child_fail(int ctl, int r, const char *msg) {
 }
 
 static _noreturn_ void child_main(const child_args *a) {
-        char errbuf[200], msg[256];
+        sp_error e = {};
         char buf[sizeof(sp_msg_hdr) + 64];
         int fds[SP_MSG_MAX_FDS];
         size_t nfds = 0;
@@ -142,10 +142,10 @@ static _noreturn_ void child_main(const child_args *a) {
         if (unshare(CLONE_NEWNS | CLONE_NEWCGROUP) < 0)
                 child_fail(ctl, -errno, "unshare mount and cgroup namespaces");
         sp_mount_opts mo = {.root = a->stage_root, .shm_bytes = a->spec->limits.memory_bytes};
-        r = sp_mount_setup_child(&mo, errbuf, sizeof(errbuf));
+        r = sp_mount_setup_child(&mo, &e);
         if (r < 0) {
-                snprintf(msg, sizeof(msg), "mounts: %s", errbuf);
-                child_fail(ctl, r, msg);
+                (void) sp_error_prefix(&e, "mounts");
+                child_fail(ctl, r, e.message);
         }
         for (int i = 0; i < 3; i++)
                 if (open("/dev/null", O_RDWR) != i)
@@ -237,7 +237,6 @@ int sp_sandbox_try_reap(sp_sandbox *sb, int *ret_code, int *ret_status) {
 int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *err) {
         _cleanup_close_pair_ int pair[2] = {-EBADF, -EBADF};
         _cleanup_close_ int userns_fd = -EBADF;
-        char errbuf[200];
         sp_sandbox *sb;
         int r;
 
@@ -256,7 +255,7 @@ int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *er
                 sandbox_free(sb);
                 return sp_error_set(err, -ENOMEM, "out of memory");
         }
-        sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF;
+        sb->pidfd = sb->ctl = sb->stage.root_fd = sb->stage.upper_fd = -EBADF;
         sb->id_base = spec->id_base;
         sb->next_id = 1;
 
@@ -303,12 +302,10 @@ int sp_sandbox_start(const sp_sandbox_spec *spec, sp_sandbox **ret, sp_error *er
                 r = sp_error_set(err, userns_fd, "open user namespace: %s", strerror(-userns_fd));
                 goto fail;
         }
-        r = sp_stage_build(&sb->stage, spec->stage_dir, spec->name, spec->rootfs, userns_fd, spec->id_base,
-                           sp_limits_disk_size(&spec->limits), errbuf, sizeof(errbuf));
-        if (r < 0) {
-                sp_error_set(err, r, "%s", errbuf);
+        r = sp_stage_build(&sb->stage, spec->stage_dir, spec->name, spec->rootfs, spec->layers, userns_fd, spec->id_base,
+                           sp_limits_disk_size(&spec->limits), err);
+        if (r < 0)
                 goto fail;
-        }
         r = sp_msg_send(sb->ctl, SP_MSG_STAGE_GO, 0, 0, 0, NULL, 0, NULL, 0);
         if (r < 0) {
                 sp_error_set(err, r, "sandbox PID 1 died during setup");
@@ -338,7 +335,11 @@ int sp_sandbox_create(const sp_sandbox_spec *spec, int timeout_ms, sp_sandbox **
         }
         if (r >= 0 && ev.type == SP_EVENT_FAILED) {
                 r = ev.error.code < 0 ? ev.error.code : -EIO;
-                sp_error_set(err, r, "sandbox setup failed: %s", ev.error.message);
+                if (err) {
+                        *err = ev.error;
+                        err->code = r;
+                        (void) sp_error_prefix(err, "sandbox setup failed");
+                }
         } else if (r == -ETIME)
                 sp_error_set(err, r, "sandbox setup timed out after %d ms", timeout_ms);
         else
@@ -354,8 +355,9 @@ int sp_sandbox_export(sp_sandbox *sb, sp_sandbox_handoff *ret) {
         ret->pidfd = sb->pidfd;
         ret->ctl = sb->ctl;
         ret->root_fd = sb->stage.root_fd;
+        ret->upper_fd = sb->stage.upper_fd;
         /* the fds are the caller's now */
-        sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF;
+        sb->pidfd = sb->ctl = sb->stage.root_fd = sb->stage.upper_fd = -EBADF;
         sp_stage_done(&sb->stage);
         sp_cgroup_close(sb->cgroup);
         sb->cgroup = NULL;
@@ -369,7 +371,7 @@ int sp_sandbox_adopt(const char *name, uid_t id_base, sp_cgroup_manager *cgroups
         int r;
 
         if (sb)
-                sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF;
+                sb->pidfd = sb->ctl = sb->stage.root_fd = sb->stage.upper_fd = -EBADF;
         if (!sb || !(sb->name = strdup(name)) || !(sb->buf = malloc(RECV_BUF_SIZE))) {
                 r = sp_error_set(err, -ENOMEM, "out of memory");
                 goto fail;
@@ -378,13 +380,14 @@ int sp_sandbox_adopt(const char *name, uid_t id_base, sp_cgroup_manager *cgroups
         sb->pidfd = h->pidfd;
         sb->ctl = h->ctl;
         sb->stage.root_fd = h->root_fd;
+        sb->stage.upper_fd = h->upper_fd;
         sb->id_base = id_base;
         sb->next_id = 1;
         sb->state = SANDBOX_READY;
         if (cgroups) {
                 r = sp_cgroup_open(cgroups, name, &sb->cgroup, err);
                 if (r < 0) {
-                        sb->pidfd = sb->ctl = sb->stage.root_fd = -EBADF; /* closed below */
+                        sb->pidfd = sb->ctl = sb->stage.root_fd = sb->stage.upper_fd = -EBADF; /* closed below */
                         goto fail;
                 }
         }
@@ -394,6 +397,7 @@ fail:
         safe_close(h->pidfd);
         safe_close(h->ctl);
         safe_close(h->root_fd);
+        safe_close(h->upper_fd);
         sandbox_free(sb);
         return r;
 }
@@ -431,8 +435,14 @@ uid_t sp_sandbox_id_base(const sp_sandbox *sb) {
 int sp_sandbox_root_fd(const sp_sandbox *sb) {
         return sb->state == SANDBOX_READY ? sb->stage.root_fd : -EBADF;
 }
+int sp_sandbox_upper_fd(const sp_sandbox *sb) {
+        return sb->state == SANDBOX_READY ? sb->stage.upper_fd : -EBADF;
+}
 int sp_sandbox_take_root_fd(sp_sandbox *sb) {
         return TAKE_FD(sb->stage.root_fd);
+}
+int sp_sandbox_take_upper_fd(sp_sandbox *sb) {
+        return TAKE_FD(sb->stage.upper_fd);
 }
 const sp_cgroup *sp_sandbox_cgroup(const sp_sandbox *sb) {
         return sb->cgroup;
@@ -541,6 +551,10 @@ int sp_sandbox_kill(sp_sandbox *sb) {
          * the pid namespace already guarantees every task goes. */
         if (sb->cgroup && sp_cgroup_clone_fd(sb->cgroup) >= 0)
                 (void) sp_cgroup_kill(sb->cgroup);
+        else if (sb->cgroup)
+                /* v1: a frozen PID 1 (a template being captured) would
+                 * sleep through the SIGKILL */
+                (void) sp_cgroup_freeze(sb->cgroup, false, 0);
         return r;
 }
 

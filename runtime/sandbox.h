@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "cgroup.h"
+#include "mount.h"
 #include "sandbox-limits.h"
 #include "macro.h"
 #include "seccomp-policy.h"
@@ -38,6 +39,8 @@ int sp_runtime_init(const char *stage_dir, sp_error *err);
 typedef struct sp_sandbox_spec {
         const char *name;      /* unique among live sandboxes: [A-Za-z0-9_-]{1,64} */
         const char *rootfs;    /* image directory, used read-only as overlay lower */
+        /* NULL, or template layers over the image and a fork's files */
+        const sp_stage_layers *layers;
         const char *hostname;  /* NULL: "sandbox" */
         const char *stage_dir; /* same as given to sp_runtime_init() */
         uid_t id_base;         /* host uid/gid of root inside; SP_ID_RANGE ids from here */
@@ -75,9 +78,15 @@ uid_t sp_sandbox_id_base(const sp_sandbox *sb);
  * /dev and other mounts on it), for openat2(RESOLVE_IN_ROOT). Owned by the
  * sandbox. -EBADF when not ready. */
 int sp_sandbox_root_fd(const sp_sandbox *sb);
+/* The overlay's upper directory (what the sandbox wrote, whiteouts and
+ * all), on its tmpfs: read it only while the sandbox is frozen. Owned by
+ * the sandbox. -EBADF when not ready. */
+int sp_sandbox_upper_fd(const sp_sandbox *sb);
 /* The root fd, taken out (the caller closes it; -EBADF if none): closing
  * the last reference to a sandbox's mounts tears them down, which is slow. */
 int sp_sandbox_take_root_fd(sp_sandbox *sb);
+/* The same for the upper directory's fd (a hold on the tmpfs). */
+int sp_sandbox_take_upper_fd(sp_sandbox *sb);
 const sp_cgroup *sp_sandbox_cgroup(const sp_sandbox *sb);
 
 typedef struct sp_exec_spec {
@@ -143,7 +152,7 @@ int sp_sandbox_try_reap(sp_sandbox *sb, int *ret_code, int *ret_status);
  * supervisor): what crosses in SCM_RIGHTS, and the pid for the logs. */
 typedef struct sp_sandbox_handoff {
         pid_t pid;       /* PID 1, in the supervisor's pid namespace */
-        int pidfd, ctl, root_fd;
+        int pidfd, ctl, root_fd, upper_fd;
 } sp_sandbox_handoff;
 /* The factory's side: the sandbox must be ready (its staging mounts are
  * released). Its fds move to *ret (the caller sends, then closes them);

@@ -7,6 +7,7 @@
 #include "api-exec.h"
 #include "api-sessions.h"
 #include "api-tenants.h"
+#include "api-templates.h"
 #include "exec-request.h"
 #include "log.h"
 #include "util.h"
@@ -24,6 +25,7 @@ typedef struct exec_op {
         exec_params p;
         bool oneshot;       /* POST /v1/run: the session is the op's own */
         session *pending;   /* run: waiting for its sandbox */
+        session_params run; /* run: where its sandbox comes from (a template) */
         session *s;         /* the session the command runs in */
         job_sink *sink;     /* attached while the command runs */
         bool stream;
@@ -236,7 +238,9 @@ static void reply_params_error(request *r, int err, const sp_error *e) {
 static void reply_spawn_error(request *r, int err, const sp_error *e) {
         if (err == -E2BIG)
                 reply_error(r, 400, "bad_request", "argv and env are too large: %s", e->message);
-        else if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN)
+        else if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN || err == -ESRCH)
+                /* -ESRCH: PID 1 died and its control socket said so before
+                 * its pidfd ended the session (a soak found this race) */
                 reply_error(r, 409, "conflict", "the sandbox is no longer running: %s", e->message);
         else
                 reply_error(r, 500, "internal", "cannot start the command: %s", e->message);
@@ -293,12 +297,19 @@ static exec_op *op_new(request *r, session *s) {
 
         if (!body)
                 return NULL;
+        session_params run = {};
+        /* run: the one field that is not the command's */
+        if (!s && api_template_params(r, body, &run) < 0)
+                return NULL;
+        if (!s)
+                (void) json_object_del(body, "template");
         exec_op *op = calloc(1, sizeof(*op));
         if (!op) {
                 reply_error(r, 500, "internal", "out of memory");
                 return NULL;
         }
         op->r = r;
+        op->run = run;
         int k = exec_params_from_json(r->srv, s, body, &op->p, &err);
         if (k < 0) {
                 exec_params_done(&op->p);
@@ -362,6 +373,8 @@ void api_run(request *r) {
                 return reply_quota_exceeded(r, &q);
         session_params_default(r->srv, &sp);
         tenant_cap_limits(r->srv, r->cl->uid, r->cl->gid, &sp.limits);
+        sp.tmpl = op->run.tmpl;
+        sp.from = op->run.from;
         /* the command's own timeout bounds the sandbox's life */
         sp.timeout_ms = op->p.timeout_ms + 10000;
         k = session_new(r->srv, r->cl->uid, &sp, true, run_ready, op, &s, &err);

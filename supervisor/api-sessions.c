@@ -3,6 +3,7 @@
 #include "api-sessions.h"
 #include "api-tenants.h"
 #include "keyed.h"
+#include "api-templates.h"
 #include "log.h"
 #include "pool.h"
 #include "session.h"
@@ -94,7 +95,7 @@ static bool keyed_reuse(request *r, const char *key) {
 
 void api_sessions_create(request *r) {
         static const char *const known[] = { "env", "timeout_ms", "idle_timeout_ms", "memory_mb", "cpu_pct", "labels",
-                                             "timeout_s", "idle_timeout_s" /* aliases */, "key" };
+                                             "template", "timeout_s", "idle_timeout_s" /* aliases */, "key" };
         json_auto_t *body = request_json_body(r, true);
         session_params p;
         const char *k;
@@ -115,6 +116,8 @@ void api_sessions_create(request *r) {
         e = session_params_from_json(r->srv, body, &p, &err);
         if (e < 0)
                 return reply_error(r, 400, "bad_request", "%s", err.message);
+        if (api_template_params(r, body, &p) < 0)
+                return;
         json_t *jkey = json_object_get(body, "key");
         const char *key = json_is_string(jkey) ? json_string_value(jkey) : NULL;
         if (jkey && !json_is_null(jkey) && (!key || strlen(key) != json_string_length(jkey) || !keyed_key_valid(key)))

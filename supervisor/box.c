@@ -36,10 +36,11 @@ static void box_free(box *b) {
                 /* PID 1 is reaped here (it is dead: this does not wait);
                  * the cgroup's directories go in the factory. */
                 int root_fd = sp_sandbox_take_root_fd(b->sb);
+                int upper_fd = sp_sandbox_take_upper_fd(b->sb);
                 int r = sp_sandbox_release(b->sb);
                 if (r < 0)
                         log_warning("sandbox %s: cleaning up: %s", b->name, strerror(-r));
-                factory_remove_cgroup(b->factory, b->name, root_fd);
+                factory_remove_cgroup(b->factory, b->name, root_fd, upper_fd);
         }
         sp_idslot_release(&b->slot);
         sd_event_unref(b->event);
@@ -238,7 +239,7 @@ int box_start(sd_event *e, const box_env *env, const sp_limits *limits, const ch
         }
         b->event = sd_event_ref(e);
         b->state = BOX_STARTING;
-        r = factory_start(env->factory, b->name, b->slot.base, limits, box_made, b, &b->req, err);
+        r = factory_start(env->factory, b->name, b->slot.base, limits, &env->layers, box_made, b, &b->req, err);
         if (r < 0) {
                 box_free(b);
                 return r;

@@ -50,10 +50,12 @@ typedef struct box_env {
         const char *idslot_dir;
         uid_t id_base;
         uint32_t n_slots;
+        factory_layers layers; /* template layers, a fork's files; zero: the image alone */
 } box_env;
 
 /* Start a sandbox named name with these limits: claims a host id range
- * (trying slot_hint first) and asks the factory for it. The holder's
+ * (trying slot_hint first) and asks the factory for it (env is only read
+ * during the call). The holder's
  * ready() comes when the factory hands it over (or fails). */
 int box_start(sd_event *e, const box_env *env, const sp_limits *limits, const char *name, uint32_t slot_hint,
               const box_holder_ops *ops, void *userdata, box **ret, sp_error *err);

@@ -123,6 +123,8 @@ static const config_key config_keys[] = {
           "Output kept per stream per command; the rest is dropped and flagged truncated." },
         { "limits", "max_upload", KEY_SIZE, OFF(max_upload), "64M", 1, SP_CONFIG_NUM_MAX, NULL,
           "Largest body of one file upload." },
+        { "limits", "template_max_size", KEY_SIZE, OFF(template_max_size), "1G", SZ_M, SP_CONFIG_NUM_MAX, NULL,
+          "Largest template a session's files may become (POST /v1/templates); beyond it the capture fails." },
         { "sessions", "session_timeout", KEY_DURATION, OFF(session_timeout_ms), "15min", 1, SP_CONFIG_NUM_MAX,
           NULL, "Longest life of a session." },
         { "sessions", "session_idle_timeout", KEY_DURATION, OFF(session_idle_timeout_ms), "5min", 1,
@@ -192,7 +194,28 @@ static int find_key(const char *section, const char *key) {
         return -ENOENT;
 }
 
+bool sp_template_name_is_valid(const char *name) {
+        size_t n = name ? strlen(name) : 0;
+        if (n == 0 || n > 32)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                bool alnum = ('a' <= c && c <= 'z') || ('0' <= c && c <= '9');
+                if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+                        return false;
+        }
+        return true;
+}
+
+#define TEMPLATE_SECTION "template."
+
 static bool section_known(const char *s, size_t len) {
+        char name[64];
+        if (len > STRLEN(TEMPLATE_SECTION) && len < sizeof(name) + STRLEN(TEMPLATE_SECTION) &&
+            strncmp(s, TEMPLATE_SECTION, STRLEN(TEMPLATE_SECTION)) == 0) {
+                snprintf(name, sizeof(name), "%.*s", (int) (len - STRLEN(TEMPLATE_SECTION)), s + STRLEN(TEMPLATE_SECTION));
+                return sp_template_name_is_valid(name);
+        }
         for (size_t i = 0; i < ELEMENTSOF(config_sections); i++)
                 if (strlen(config_sections[i]) == len && strncmp(config_sections[i], s, len) == 0)
                         return true;
@@ -631,6 +654,9 @@ void sp_config_set_done(sp_config_set *s) {
                 if (s->origins)
                         free(s->origins[i].where);
         }
+        for (size_t i = 0; i < s->cfg.n_templates; i++)
+                free(s->cfg.templates[i].shared_with);
+        free(s->cfg.templates);
         free(s->origins);
         free(s->notices);
         tenant_config_done(&s->tenants);
@@ -809,6 +835,41 @@ static char *file_reader(char *str, int num, void *stream) {
         return str;
 }
 
+/* [template.NAME] pool_size = N / shared_with = everyone|GROUP */
+static int template_assign(file_parser *p, const char *tname, const char *key, const char *value) {
+        sp_config *cfg = &p->set->cfg;
+        sp_template_config *t = NULL;
+        uint64_t v;
+
+        for (size_t i = 0; i < cfg->n_templates; i++)
+                if (streq(cfg->templates[i].name, tname))
+                        t = &cfg->templates[i];
+        if (!t) {
+                sp_template_config *n = realloc(cfg->templates, (cfg->n_templates + 1) * sizeof(*n));
+                if (!n)
+                        return fail_line(p, -ENOMEM, "out of memory");
+                cfg->templates = n;
+                t = &n[cfg->n_templates++];
+                *t = (sp_template_config) {.line = p->line};
+                snprintf(t->name, sizeof(t->name), "%s", tname);
+        }
+        if (streq(key, "pool_size")) {
+                if (parse_u32(value, &v) < 0 || v > 10000)
+                        return fail_line(p, -EINVAL, "[template.%s] pool_size: not a number up to 10000: '%s'", tname,
+                                         value);
+                t->pool_size = (uint32_t) v;
+                return 0;
+        }
+        if (streq(key, "shared_with")) {
+                if (!*value)
+                        return fail_line(p, -EINVAL, "[template.%s] shared_with: empty", tname);
+                free(t->shared_with);
+                t->shared_with = strdup(value);
+                return t->shared_with ? 0 : fail_line(p, -ENOMEM, "out of memory");
+        }
+        return fail_line(p, -EINVAL, "[template.%s] %s: unknown key (pool_size, shared_with)", tname, key);
+}
+
 static int file_handler(void *user, const char *section, const char *name, const char *value) {
         file_parser *p = user;
         char where[PATH_MAX + 16], q[64];
@@ -823,6 +884,10 @@ static int file_handler(void *user, const char *section, const char *name, const
         if (tenant_config_section(section, strlen(section))) {
                 snprintf(where, sizeof(where), "%s:%u", p->path, p->line);
                 p->r = tenant_config_add(&p->set->tenants, section, name, value, where, p->err);
+                return p->r < 0 ? 0 : 1;
+        }
+        if (strncmp(section, TEMPLATE_SECTION, STRLEN(TEMPLATE_SECTION)) == 0) {
+                p->r = template_assign(p, section + STRLEN(TEMPLATE_SECTION), name, value);
                 return p->r < 0 ? 0 : 1;
         }
         idx = find_key(section, name);
@@ -1155,6 +1220,12 @@ void sp_config_print(const sp_config_set *s, FILE *f) {
                 fprintf(f, "%s =%s%s  # %s\n", k->key, v[0] ? " " : "", v, origin_text(s, (int) i));
         }
         tenant_config_print(&s->tenants, f);
+        for (size_t i = 0; i < s->cfg.n_templates; i++) {
+                const sp_template_config *t = &s->cfg.templates[i];
+                fprintf(f, "\n[template.%s]\npool_size = %u\n", t->name, t->pool_size);
+                if (t->shared_with)
+                        fprintf(f, "shared_with = %s\n", t->shared_with);
+        }
 }
 
 void sp_config_print_example(FILE *f) {
@@ -1180,4 +1251,7 @@ void sp_config_print_example(FILE *f) {
                 key_env_name(k, env, sizeof(env));
                 fprintf(f, "# %s\n#%s =%s%s  # %s\n", k->help, k->key, k->def[0] ? " " : "", k->def, env);
         }
+        fputs("\n# Templates (file only, one section each): the warm pool of a template and\n"
+              "# who besides its owner may start from it (everyone, or a group's members).\n"
+              "#   [template.agent-sdk]\n#   pool_size = 0\n#   shared_with = everyone\n", f);
 }

@@ -24,6 +24,18 @@ typedef enum sp_config_source {
         SP_SOURCE_CMDLINE,
 } sp_config_source;
 
+/* [template.NAME]: a template's warm pool and who may use it. */
+typedef struct sp_template_config {
+        char name[33];
+        uint32_t pool_size;    /* warm sandboxes of it; 0: made on demand */
+        char *shared_with;     /* NULL: its owner only; "everyone"; or a group name */
+        unsigned line;         /* where it was set, for errors */
+} sp_template_config;
+
+/* [a-z0-9][a-z0-9._-]{0,31}: a template's name, a directory's and a
+ * config section's. */
+bool sp_template_name_is_valid(const char *name);
+
 typedef struct sp_config {
         /* [server] */
         char *socket;          /* /run/sandpool/sandpool.sock */
@@ -51,6 +63,7 @@ typedef struct sp_config {
         uint64_t command_timeout_ms; /* 30s */
         uint64_t max_output;       /* bytes per stream per command, 1M */
         uint64_t max_upload;       /* bytes per file PUT body, 64M */
+        uint64_t template_max_size; /* bytes of one captured template layer, 1G */
         /* [sessions] */
         uint64_t session_timeout_ms;      /* 15min */
         uint64_t session_idle_timeout_ms; /* 5min */
@@ -62,6 +75,9 @@ typedef struct sp_config {
         uint32_t records_retention_days;  /* 30; 0: forever */
         uint32_t records_max_rows;        /* 1000000; 0: no cap */
         uint64_t records_flush_interval_ms; /* 100ms */
+        /* [template.NAME] sections (file only) */
+        sp_template_config *templates;
+        size_t n_templates;
 } sp_config;
 
 /* Where each key's value came from, for --print-config. */

@@ -25,10 +25,10 @@
 #define NAME_MAX_LEN 64
 
 enum {
-        FM_START = 100, /* daemon -> worker: fm_start; hdr.id is the request's tag */
+        FM_START = 100, /* daemon -> worker: fm_start; hdr.id is the request's tag; fds: layers, then seed */
         FM_REMOVE,      /* daemon -> worker: the name; hdr.id is the removal's tag */
         FM_CLONED,      /* worker -> daemon: PID 1 exists; fd: its pidfd (the daemon reaps it) */
-        FM_READY,       /* worker -> daemon: fm_ready; fds pidfd, ctl, root_fd */
+        FM_READY,       /* worker -> daemon: fm_ready; fds pidfd, ctl, root_fd, upper_fd */
         FM_FAILED,      /* worker -> daemon: the message; hdr.err (PID 1, if any, came with FM_CLONED) */
         FM_REMOVED,     /* worker -> daemon: hdr.id, the removal is done */
 };
@@ -37,6 +37,9 @@ typedef struct fm_start {
         char name[NAME_MAX_LEN + 1];
         uint32_t id_base;
         sp_limits limits;
+        uint32_t n_layers;                  /* template layers (fds), topmost first */
+        uint32_t seed_id_base;              /* a fork: the last fd is the source's upper */
+        char seed_name[NAME_MAX_LEN + 1];   /* "": no seed; else the source's cgroup, frozen meanwhile */
 } fm_start;
 
 typedef struct fm_ready {
@@ -75,19 +78,47 @@ static void send_cloned(int pidfd, void *userdata) {
         (void) sp_msg_send(c->sock, FM_CLONED, c->tag, 0, 0, NULL, 0, &pidfd, 1);
 }
 
-static void worker_start(worker_state *w, uint64_t tag, const fm_start *m) {
+/* A fork: the source sandbox stands still while its upper is copied into
+ * the new one's (in sp_sandbox_start(), before its overlay is mounted). */
+static int worker_start_seeded(worker_state *w, const fm_start *m, const sp_sandbox_spec *spec, sp_sandbox **ret,
+                               sp_error *err) {
+        sp_cgroup *src = NULL;
+        int r = sp_cgroup_open(w->env->cgroups, m->seed_name, &src, err);
+        if (r < 0)
+                return r;
+        r = sp_cgroup_freeze(src, true, 2000);
+        if (r < 0) {
+                sp_cgroup_close(src);
+                return sp_error_set(err, r, "cannot freeze sandbox %s to fork it: %s", m->seed_name, strerror(-r));
+        }
+        r = sp_sandbox_start(spec, ret, err);
+        (void) sp_cgroup_freeze(src, false, 0);
+        sp_cgroup_close(src);
+        return r;
+}
+
+static void worker_start(worker_state *w, uint64_t tag, const fm_start *m, int *fds, size_t nfds) {
         sp_error err = {};
         sp_sandbox *sb = NULL;
         cloned_ctx cc = {.sock = w->sock, .tag = tag};
+        bool seeded = m->seed_name[0] != 0;
+        int r;
 
-        if (memchr(m->name, 0, sizeof(m->name)) == NULL)
+        if (memchr(m->name, 0, sizeof(m->name)) == NULL || memchr(m->seed_name, 0, sizeof(m->seed_name)) == NULL)
                 return worker_fail(w, tag, -EINVAL, "bad sandbox name");
+        if (m->n_layers + (seeded ? 1 : 0) != nfds)
+                return worker_fail(w, tag, -EINVAL, "layers and fds do not match");
+        sp_stage_layers layers = {.fds = fds, .n = m->n_layers, .seed_fd = seeded ? fds[nfds - 1] : -1,
+                                  .seed_id_base = m->seed_id_base};
         sp_sandbox_spec spec = {
-                .name = m->name, .rootfs = w->env->rootfs, .stage_dir = w->env->stage_dir, .id_base = m->id_base,
-                .limits = m->limits, .cgroups = w->env->cgroups, .seccomp = w->env->seccomp,
+                .name = m->name, .rootfs = w->env->rootfs, .layers = &layers, .stage_dir = w->env->stage_dir,
+                .id_base = m->id_base, .limits = m->limits, .cgroups = w->env->cgroups, .seccomp = w->env->seccomp,
                 .clone_parent = true, .on_cloned = send_cloned, .on_cloned_userdata = &cc,
         };
-        int r = sp_sandbox_start(&spec, &sb, &err);
+        if (seeded)
+                r = worker_start_seeded(w, m, &spec, &sb, &err);
+        else
+                r = sp_sandbox_start(&spec, &sb, &err);
         if (r < 0)
                 /* PID 1, if cloned, is killed; the daemon has its pidfd */
                 return worker_fail(w, tag, r, err.message);
@@ -120,9 +151,9 @@ static bool worker_pending_event(worker_state *w, size_t i) {
                 r = sp_sandbox_export(pd->sb, &h);
                 if (r >= 0) {
                         fm_ready m = {.pid = h.pid};
-                        int fds[3] = {h.pidfd, h.ctl, h.root_fd};
-                        (void) sp_msg_send(w->sock, FM_READY, pd->tag, 0, 0, &m, sizeof(m), fds, 3);
-                        for (int k = 0; k < 3; k++)
+                        int fds[4] = {h.pidfd, h.ctl, h.root_fd, h.upper_fd};
+                        (void) sp_msg_send(w->sock, FM_READY, pd->tag, 0, 0, &m, sizeof(m), fds, 4);
+                        for (int k = 0; k < 4; k++)
                                 safe_close(fds[k]);
                         goto done;
                 }
@@ -160,11 +191,19 @@ static void worker_request(worker_state *w) {
         int fds[SP_MSG_MAX_FDS];
         size_t nfds = 0;
         ssize_t n = sp_msg_recv(w->sock, buf, sizeof(buf), 0, fds, &nfds);
+        const sp_msg_hdr *h = (const sp_msg_hdr *) buf;
 
-        /* The only fd the daemon sends is a removed sandbox's root: the
-         * last reference to its detached overlay and tmpfs, whose teardown
-         * (freeing every page, an RCU grace period) would otherwise be paid
-         * by the daemon's event loop, up to 15 ms a close. */
+        if (n > 0 && h->type == FM_START && h->len == sizeof(fm_start)) {
+                fm_start m;
+                memcpy(&m, h + 1, sizeof(m));
+                worker_start(w, h->id, &m, fds, nfds);
+        }
+        /* What the daemon sends: a start's template layers (mounted, or
+         * not, by now: the mounts keep what they need), or a removed
+         * sandbox's root and upper, the last references to its detached
+         * overlay and tmpfs, whose teardown (freeing every page, an RCU
+         * grace period) would otherwise be paid by the daemon's event
+         * loop, up to 15 ms a close. */
         for (size_t i = 0; i < nfds; i++)
                 safe_close(fds[i]);
         if (n == -EAGAIN || n == -EINTR)
@@ -173,12 +212,9 @@ static void worker_request(worker_state *w) {
                 worker_exit(w);
         if (n < 0)
                 return;
-        const sp_msg_hdr *h = (const sp_msg_hdr *) buf;
-        if (h->type == FM_START && h->len == sizeof(fm_start)) {
-                fm_start m;
-                memcpy(&m, h + 1, sizeof(m));
-                worker_start(w, h->id, &m);
-        } else if (h->type == FM_REMOVE && h->len > 0 && h->len <= NAME_MAX_LEN) {
+        if (h->type == FM_START)
+                ;
+        else if (h->type == FM_REMOVE && h->len > 0 && h->len <= NAME_MAX_LEN) {
                 char name[NAME_MAX_LEN + 1];
                 memcpy(name, h + 1, h->len);
                 name[h->len] = 0;
@@ -284,7 +320,7 @@ struct factory {
 
 static int worker_fork(factory *f, worker *w, sp_error *err);
 static void reap_later(factory *f, int pidfd, const char *name);
-static void removal_send(factory *f, removal *rm, int root_fd);
+static void removal_send(factory *f, removal *rm, int root_fd, int upper_fd);
 
 static void request_unlink(factory_request *q) {
         factory *f = q->f;
@@ -306,7 +342,7 @@ static int on_orphan(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (r == 0 && si.si_pid == 0)
                 return 0; /* spurious: still alive */
         if (o->name[0])
-                factory_remove_cgroup(o->f, o->name, -EBADF);
+                factory_remove_cgroup(o->f, o->name, -EBADF, -EBADF);
         o->src = sd_event_source_disable_unref(o->src);
         safe_close(o->pidfd);
         free(o);
@@ -325,7 +361,7 @@ static void reap_later(factory *f, int pidfd, const char *name) {
                 (void) syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED, NULL);
                 safe_close(pidfd);
                 if (name)
-                        factory_remove_cgroup(f, name, -EBADF);
+                        factory_remove_cgroup(f, name, -EBADF, -EBADF);
                 free(o);
                 return;
         }
@@ -363,14 +399,16 @@ static void worker_answer(worker *w, const sp_msg_hdr *h, int fds[SP_MSG_MAX_FDS
                                 safe_close(fds[i]);
                 return;
         }
-        if (h->type == FM_READY && nfds == 3 && h->len == sizeof(fm_ready)) {
+        if (h->type == FM_READY && nfds == 4 && h->len == sizeof(fm_ready)) {
                 fm_ready m;
                 memcpy(&m, h + 1, sizeof(m));
-                sp_sandbox_handoff ho = {.pid = m.pid, .pidfd = fds[0], .ctl = fds[1], .root_fd = fds[2]};
+                sp_sandbox_handoff ho = {.pid = m.pid, .pidfd = fds[0], .ctl = fds[1], .root_fd = fds[2],
+                                         .upper_fd = fds[3]};
                 if (!q) {
                         /* nobody asked (cannot happen): do not keep it */
                         safe_close(ho.ctl);
                         safe_close(ho.root_fd);
+                        safe_close(ho.upper_fd);
                         return reap_later(f, ho.pidfd, NULL);
                 }
                 error = sp_sandbox_adopt(q->name, q->id_base, f->env.cgroups, &ho, &sb, &err);
@@ -464,7 +502,7 @@ static int on_worker_died(sd_event_source *s, int fd, uint32_t revents, void *us
                 if (q->pidfd >= 0)
                         reap_later(f, TAKE_FD(q->pidfd), q->name);
                 else
-                        factory_remove_cgroup(f, q->name, -EBADF);
+                        factory_remove_cgroup(f, q->name, -EBADF, -EBADF);
                 if (!q->cancelled)
                         q->done(-ECHILD, "the sandbox factory died while making it", NULL, q->userdata);
                 free(q);
@@ -474,7 +512,7 @@ static int on_worker_died(sd_event_source *s, int fd, uint32_t revents, void *us
         /* What it was asked to remove and did not confirm: again. */
         for (removal *rm = f->removals; rm; rm = rm->next)
                 if (rm->w == w)
-                        removal_send(f, rm, -EBADF);
+                        removal_send(f, rm, -EBADF, -EBADF);
         return 0;
 }
 
@@ -637,13 +675,17 @@ static worker *pick_worker(factory *f) {
         return best;
 }
 
-int factory_start(factory *f, const char *name, uid_t id_base, const sp_limits *limits, factory_done_fn done,
-                  void *userdata, factory_request **ret, sp_error *err) {
+int factory_start(factory *f, const char *name, uid_t id_base, const sp_limits *limits, const factory_layers *fl,
+                  factory_done_fn done, void *userdata, factory_request **ret, sp_error *err) {
+        int fds[SP_MSG_MAX_FDS];
+        size_t nfds = 0;
         worker *w = pick_worker(f);
         if (!w)
                 return sp_error_set(err, -ECHILD, "no sandbox factory worker is running");
-        if (strlen(name) > NAME_MAX_LEN)
+        if (strlen(name) > NAME_MAX_LEN || (fl && fl->seed_name && strlen(fl->seed_name) > NAME_MAX_LEN))
                 return sp_error_set(err, -EINVAL, "sandbox name too long");
+        if (fl && fl->n + (fl->seed_name ? 1 : 0) > SP_MSG_MAX_FDS)
+                return sp_error_set(err, -E2BIG, "too many layers (at most %d with a fork's)", SP_MSG_MAX_FDS);
         factory_request *q = calloc(1, sizeof(*q));
         if (!q)
                 return sp_error_set(err, -ENOMEM, "out of memory");
@@ -652,7 +694,15 @@ int factory_start(factory *f, const char *name, uid_t id_base, const sp_limits *
         snprintf(q->name, sizeof(q->name), "%s", name);
         fm_start m = {.id_base = id_base, .limits = *limits};
         snprintf(m.name, sizeof(m.name), "%s", name);
-        int r = sp_msg_send(w->fd, FM_START, q->tag, 0, 0, &m, sizeof(m), NULL, 0);
+        for (size_t i = 0; fl && i < fl->n; i++)
+                fds[nfds++] = fl->fds[i];
+        m.n_layers = (uint32_t) nfds;
+        if (fl && fl->seed_name) {
+                fds[nfds++] = fl->seed_fd;
+                m.seed_id_base = fl->seed_id_base;
+                snprintf(m.seed_name, sizeof(m.seed_name), "%s", fl->seed_name);
+        }
+        int r = sp_msg_send(w->fd, FM_START, q->tag, 0, 0, &m, sizeof(m), nfds ? fds : NULL, nfds);
         if (r < 0) {
                 free(q);
                 return sp_error_set(err, r, "cannot reach the sandbox factory: %s", strerror(-r));
@@ -671,32 +721,39 @@ void factory_cancel(factory_request *q) {
                 q->cancelled = true;
 }
 
-static void removal_send(factory *f, removal *rm, int root_fd) {
-        int n = root_fd >= 0 ? 1 : 0;
+static void removal_send(factory *f, removal *rm, int root_fd, int upper_fd) {
+        int fds[2], n = 0;
+        if (root_fd >= 0)
+                fds[n++] = root_fd;
+        if (upper_fd >= 0)
+                fds[n++] = upper_fd;
         rm->w = f->stopping ? NULL : pick_worker(f);
-        if (rm->w && sp_msg_send(rm->w->fd, FM_REMOVE, rm->tag, 0, 0, rm->name, strlen(rm->name), &root_fd, n) >= 0) {
-                /* The message holds its own reference: the worker's close
+        if (rm->w && sp_msg_send(rm->w->fd, FM_REMOVE, rm->tag, 0, 0, rm->name, strlen(rm->name), fds, n) >= 0) {
+                /* The message holds its own references: the worker's close
                  * is the last one, and pays for the unmount. */
                 safe_close(root_fd);
+                safe_close(upper_fd);
                 return;
         }
         /* no worker to ask: do it here, rather than leak it (rare: it may
          * wait for the cgroup's last task to exit) */
         rm->w = NULL;
         safe_close(root_fd);
+        safe_close(upper_fd);
         (void) sp_cgroup_remove(f->env.cgroups, rm->name);
 }
 
-void factory_remove_cgroup(factory *f, const char *name, int root_fd) {
+void factory_remove_cgroup(factory *f, const char *name, int root_fd, int upper_fd) {
         removal *rm = calloc(1, sizeof(*rm));
         if (!rm) {
                 safe_close(root_fd);
+                safe_close(upper_fd);
                 (void) sp_cgroup_remove(f->env.cgroups, name);
                 return;
         }
         rm->tag = ++f->next_tag;
         snprintf(rm->name, sizeof(rm->name), "%s", name);
-        removal_send(f, rm, root_fd);
+        removal_send(f, rm, root_fd, upper_fd);
         if (!rm->w) {
                 free(rm);
                 return;

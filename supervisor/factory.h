@@ -42,14 +42,28 @@ unsigned factory_n_workers(const factory *f);
  * callee from now on), or an error with its message; sb may then be a
  * dead sandbox to destroy (its PID 1 was cloned and killed). */
 typedef void (*factory_done_fn)(int error, const char *message, sp_sandbox *sb, void *userdata);
-/* Make a sandbox named name with its id range at id_base. The request is
- * valid until done is called or it is cancelled. */
-int factory_start(factory *f, const char *name, uid_t id_base, const sp_limits *limits, factory_done_fn done,
-                  void *userdata, factory_request **ret, sp_error *err);
+/* What goes between the image and the new sandbox's upper: template
+ * layers (O_PATH directory fds, topmost first, borrowed: sent now), and
+ * for a fork the source sandbox's upper fd, id base and (cgroup) name:
+ * the worker freezes the source while it copies. */
+typedef struct factory_layers {
+        const int *fds;
+        size_t n;
+        int seed_fd;
+        uid_t seed_id_base;
+        const char *seed_name; /* NULL: not a fork (zeroed: the image alone) */
+} factory_layers;
+
+/* Make a sandbox named name with its id range at id_base, on layers (NULL:
+ * the image alone). The request is valid until done is called or it is
+ * cancelled. */
+int factory_start(factory *f, const char *name, uid_t id_base, const sp_limits *limits, const factory_layers *fl,
+                  factory_done_fn done, void *userdata, factory_request **ret, sp_error *err);
 /* The caller no longer waits: done is not called; what the worker makes is
  * killed, reaped and removed. */
 void factory_cancel(factory_request *req);
 /* The sandbox was reaped: a worker removes its cgroup directories, and
- * closes root_fd (taken; -EBADF for none), the sandbox's last hold on its
- * mounts, so that their teardown runs there, not on the event loop. */
-void factory_remove_cgroup(factory *f, const char *name, int root_fd);
+ * closes root_fd and upper_fd (taken; -EBADF for none), the sandbox's last
+ * holds on its mounts, so that their teardown runs there, not on the
+ * event loop. */
+void factory_remove_cgroup(factory *f, const char *name, int root_fd, int upper_fd);

@@ -16,6 +16,7 @@
 #include "pool.h"
 #include "priority.h"
 #include "session.h"
+#include "template.h"
 
 static int mkdir_parents(const char *path) {
         _cleanup_free_ char *p = strdup(path);
@@ -138,6 +139,7 @@ static int on_drain_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 void server_end_sandboxes(server *srv, const char *why) {
         http_cancel_capacity_waiters(srv);
         session_destroy_all(srv, why);
+        templates_end_pools(srv);
         /* Kill what is left (warm, warming, being reaped) in parallel and
          * reap it all now: after this no sandbox process exists. */
         pool_free(srv->pool);

@@ -18,6 +18,7 @@
 #include "notify.h"
 #include "pool.h"
 #include "routes.h"
+#include "template.h"
 #include "paths.h"
 #include "run.h"
 #include "seccomp-cache.h"
@@ -202,6 +203,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                 pool_options o;
                 pool_config(srv, &env, &o);
                 pool_reconfigure(srv->pool, &env, &o);
+                templates_reconfigure(srv);
         }
         log_info("Reloaded configuration: pool_size=%u max_pool_size=%u memory_limit=%" PRIu64
                  " cpu_limit=%u pids_limit=%u command_timeout=%" PRIu64 "ms",
@@ -438,6 +440,9 @@ static int setup_runtime(server *srv) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to create the pool");
         }
+        r = templates_load(srv);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the templates");
         return 0;
 }
 
@@ -504,6 +509,7 @@ static void server_done(server *srv) {
         server_end_sandboxes(srv, "exit");
         /* after the last command: its record is written */
         tenants_stop(srv);
+        templates_free(srv);
         http_stop(srv);
         srv->drain_timer = sd_event_source_disable_unref(srv->drain_timer);
         if (srv->cgroups)

@@ -40,14 +40,26 @@ struct pool_waiter {
         pool_waiter *prev, *next; /* in p->waiters unless it has its own entry */
         sp_limits limits;
         pool_sandbox *own;        /* a sandbox being made for its limits */
+        bool fork;                /* own is a fork's: never made again without its files */
         pool_acquired_fn cb;
         void *userdata;
         uint32_t owner;
         bool has_owner;
 };
 
+/* Pools that share one cap (the default pool and the templates' pools):
+ * the count of every live sandbox of every member. */
+typedef struct pool_group {
+        uint32_t total;
+        uint64_t counter;        /* for sandbox names, unique across the group */
+        unsigned refs;
+        pool *members;
+} pool_group;
+
 struct pool {
         sd_event *event;
+        pool_group *group;
+        pool *group_next;
         pool_env env;
         pool_options o;
         unsigned generation;
@@ -57,7 +69,6 @@ struct pool {
         bool shrunk;
         uint64_t last_take_usec;
         unsigned failures;       /* consecutive */
-        uint64_t counter;
         uint32_t slot_hint;
         sd_event_source *refill_src, *backoff_timer, *idle_timer;
         pool_capacity_fn capacity_cb;
@@ -116,6 +127,11 @@ static void entry_move(pool_sandbox *e, entry_state to) {
 
 static uint32_t pool_total(const pool *p) {
         return N(p, E_WARMING) + N(p, E_WARM) + N(p, E_IN_USE) + N(p, E_DESTROYING);
+}
+
+/* What counts against the cap: every live sandbox of the group. */
+static uint32_t cap_used(const pool *p) {
+        return p->group->total;
 }
 
 static uint32_t pool_target(const pool *p) {
@@ -244,9 +260,12 @@ static void on_destroyed(box *b, uint64_t usec, void *userdata) {
         p->st.last_destroy_usec = usec;
         p->st.destroyed++;
         list_remove(&p->lists[E_DESTROYING], e);
+        p->group->total--;
         free(e);
         capacity_changed(p);
-        schedule_refill(p);
+        /* a slot is free for every pool of the group */
+        for (pool *q = p->group->members; q; q = q->group_next)
+                schedule_refill(q);
 }
 
 /* Kill now; the box tells when the kernel is done. */
@@ -294,7 +313,7 @@ static void box_pool_ready(box *b, int error, const char *message, void *userdat
                 if (!w)
                         w = p->waiters_head;
                 entry_destroy(e);
-                if (w && p->failures < FAILURES_BEFORE_ANSWER) {
+                if (w && p->failures < FAILURES_BEFORE_ANSWER && !w->fork) {
                         if (w->own) {
                                 /* made for its limits: make another */
                                 pool_sandbox *again;
@@ -365,7 +384,7 @@ static void box_pool_died(box *b, const char *cause, void *userdata) {
         schedule_refill(p);
 }
 
-static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_error *err) {
+static int start_entry_on(pool *p, const box_env *env, const sp_limits *limits, pool_sandbox **ret, sp_error *err) {
         char name[32];
         pool_sandbox *e = calloc(1, sizeof(*e));
         if (!e)
@@ -374,8 +393,8 @@ static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_
         e->generation = p->generation;
         /* The pid keeps names unique across restarts: what a crashed daemon
          * left (a cgroup, a stage directory) never blocks a new one. */
-        snprintf(name, sizeof(name), "sb-%d-%" PRIu64, (int) getpid(), ++p->counter);
-        int r = box_start(p->event, &p->env.box, limits, name, p->slot_hint++, &pool_holder, e, &e->b, err);
+        snprintf(name, sizeof(name), "sb-%d-%" PRIu64, (int) getpid(), ++p->group->counter);
+        int r = box_start(p->event, env, limits, name, p->slot_hint++, &pool_holder, e, &e->b, err);
         if (r < 0) {
                 record_failure(p, err->message);
                 free(e);
@@ -383,12 +402,17 @@ static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_
         }
         e->state = E_WARMING;
         list_append(&p->lists[E_WARMING], e);
+        p->group->total++;
         *ret = e;
         return 0;
 }
 
+static int start_entry(pool *p, const sp_limits *limits, pool_sandbox **ret, sp_error *err) {
+        return start_entry_on(p, &p->env.box, limits, ret, err);
+}
+
 static bool refill_needed(const pool *p) {
-        return N(p, E_WARM) + n_warming_shared(p) < pool_demand(p) && pool_total(p) < p->o.max_pool_size;
+        return N(p, E_WARM) + n_warming_shared(p) < pool_demand(p) && cap_used(p) < p->o.max_pool_size;
 }
 
 static int on_refill(sd_event_source *s, void *userdata);
@@ -490,6 +514,14 @@ int pool_new(sd_event *e, const pool_env *env, const pool_options *o, pool_capac
         pool *p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
+        p->group = o->share_cap_with ? o->share_cap_with->group : calloc(1, sizeof(pool_group));
+        if (!p->group) {
+                free(p);
+                return -ENOMEM;
+        }
+        p->group->refs++;
+        p->group_next = p->group->members;
+        p->group->members = p;
         p->event = sd_event_ref(e);
         p->env = *env;
         p->o = *o;
@@ -506,6 +538,7 @@ void pool_reconfigure(pool *p, const pool_env *env, const pool_options *o) {
         bool same = limits_equal(&p->env.limits, &env->limits);
         p->env = *env;
         p->o = *o;
+        p->o.share_cap_with = NULL; /* the group stays */
         if (!same) {
                 /* Warm sandboxes were made for the old configuration. */
                 p->generation++;
@@ -566,7 +599,7 @@ int pool_acquire(pool *p, const sp_limits *limits, pool_acquired_fn cb, void *us
         if (fits) {
                 /* The next sandbox of the defaults that becomes ready is
                  * this caller's: one already warming, or one started now. */
-                uint32_t room = p->o.max_pool_size - MIN(pool_total(p), p->o.max_pool_size);
+                uint32_t room = p->o.max_pool_size - MIN(cap_used(p), p->o.max_pool_size);
                 /* Only when a sandbox is coming for it: one warming that no
                  * earlier waiter is promised, or room to start one. */
                 if (p->n_waiters < n_warming_shared(p) + room) {
@@ -581,7 +614,7 @@ int pool_acquire(pool *p, const sp_limits *limits, pool_acquired_fn cb, void *us
                         *ret_waiter = w;
                         return 0;
                 }
-        } else if (pool_total(p) < p->o.max_pool_size) {
+        } else if (cap_used(p) < p->o.max_pool_size) {
                 /* Limits no warm sandbox can serve: one of its own. */
                 r = start_entry(p, limits, &e, err);
                 if (r < 0) {
@@ -599,6 +632,31 @@ int pool_acquire(pool *p, const sp_limits *limits, pool_acquired_fn cb, void *us
         }
         free(w);
         return sp_error_set(err, -EBUSY, "all %u sandboxes are in use", p->o.max_pool_size);
+}
+
+int pool_acquire_fork(pool *p, const sp_limits *limits, const pool_fork_source *src, pool_acquired_fn cb,
+                      void *userdata, pool_waiter **ret_waiter, sp_error *err) {
+        pool_sandbox *e;
+        *ret_waiter = NULL;
+        if (cap_used(p) >= p->o.max_pool_size)
+                return sp_error_set(err, -EBUSY, "all %u sandboxes are in use", p->o.max_pool_size);
+        pool_waiter *w = calloc(1, sizeof(*w));
+        if (!w)
+                return sp_error_set(err, -ENOMEM, "out of memory");
+        *w = (pool_waiter){.p = p, .limits = *limits, .cb = cb, .userdata = userdata, .fork = true};
+        box_env env = p->env.box;
+        env.layers.seed_fd = src->upper_fd;
+        env.layers.seed_id_base = src->id_base;
+        env.layers.seed_name = src->name;
+        int r = start_entry_on(p, &env, limits, &e, err);
+        if (r < 0) {
+                free(w);
+                return r;
+        }
+        e->waiter = w;
+        w->own = e;
+        *ret_waiter = w;
+        return 0;
 }
 
 void pool_get_stats(pool *p, pool_stats *ret) {
@@ -640,9 +698,20 @@ void pool_free(pool *p) {
                         if (e->waiter)
                                 pool_cancel(e->waiter);
                         list_remove(&p->lists[i], e);
+                        p->group->total--;
                         box_destroy_now(e->b);
                         free(e);
                 }
+        for (pool **pp = &p->group->members; *pp; pp = &(*pp)->group_next)
+                if (*pp == p) {
+                        *pp = p->group_next;
+                        break;
+                }
+        /* the others of the group may use what this one held */
+        for (pool *q = p->group->members; q; q = q->group_next)
+                schedule_refill(q);
+        if (--p->group->refs == 0)
+                free(p->group);
         sd_event_unref(p->event);
         free(p);
 }

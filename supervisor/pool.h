@@ -27,6 +27,10 @@ typedef struct pool_options {
         uint32_t pool_size, min_pool_size, max_pool_size;
         bool aggressive_cleanup;
         uint64_t idle_timeout_ms; /* container_idle_timeout */
+        /* Share the cap with this pool (and its group): every live sandbox
+         * of every pool of the group counts against max_pool_size. NULL:
+         * a pool alone. Read by pool_new() only. */
+        pool *share_cap_with;
 } pool_options;
 
 /* What a new sandbox is made of. Pointers are borrowed and must outlive
@@ -82,6 +86,18 @@ typedef void (*pool_acquired_fn)(pool_sandbox *ps, int error, const char *messag
  * every slot is taken. A refill is triggered either way. */
 int pool_acquire(pool *p, const sp_limits *limits, pool_acquired_fn cb, void *userdata, pool_sandbox **ret_ps,
                  pool_waiter **ret_waiter, sp_error *err);
+/* A fork's sandbox: made now, for this caller only, with the source
+ * sandbox's files copied into its upper (the factory freezes the source
+ * meanwhile). Never warm, never retried with other files: cb gets it or
+ * the failure. Returns 0 and *ret_waiter, or -EBUSY when the cap is
+ * reached. */
+typedef struct pool_fork_source {
+        int upper_fd;      /* borrowed: sent to the factory during the call */
+        uid_t id_base;
+        const char *name;  /* its sandbox's (cgroup) name */
+} pool_fork_source;
+int pool_acquire_fork(pool *p, const sp_limits *limits, const pool_fork_source *src, pool_acquired_fn cb,
+                      void *userdata, pool_waiter **ret_waiter, sp_error *err);
 /* The caller no longer waits: cb will not be called. */
 void pool_cancel(pool_waiter *w);
 /* A session is over: kill its sandbox now, reap it off the request path,

@@ -6,6 +6,7 @@
 #include "api-health.h"
 #include "api-sessions.h"
 #include "api-tenants.h"
+#include "api-templates.h"
 #include "routes.h"
 
 const route api_routes[] = {
@@ -15,6 +16,7 @@ const route api_routes[] = {
         { "GET", "/v1/sessions", api_sessions_list, BODY_NONE, false },
         { "GET", "/v1/sessions/*", api_session_get, BODY_NONE, true },
         { "DELETE", "/v1/sessions/*", api_session_delete, BODY_NONE, true },
+        { "POST", "/v1/sessions/*/fork", api_session_fork, BODY_JSON, true },
         { "POST", "/v1/sessions/*/exec", api_exec, BODY_JSON, true },
         { "GET", "/v1/sessions/*/files", api_files_get, BODY_NONE, true },
         { "PUT", "/v1/sessions/*/files", NULL, BODY_FILE, true,
@@ -24,6 +26,10 @@ const route api_routes[] = {
         { "GET", "/v1/config", api_config, BODY_NONE, false },
         { "GET", "/v1/executions", api_executions, BODY_NONE, false },
         { "GET", "/v1/usage", api_usage, BODY_NONE, false },
+        { "POST", "/v1/templates", api_templates_create, BODY_JSON, false },
+        { "GET", "/v1/templates", api_templates_list, BODY_NONE, false },
+        { "GET", "/v1/templates/*", api_template_get, BODY_NONE, false },
+        { "DELETE", "/v1/templates/*", api_template_delete, BODY_NONE, false },
 };
 
 const size_t api_n_routes = ELEMENTSOF(api_routes);

@@ -27,6 +27,7 @@ typedef struct session session;
 typedef struct request request;
 typedef struct client client;
 typedef struct route route;
+typedef struct template_registry template_registry;
 
 /* Counters for GET /metrics. Monotonic unless said otherwise. */
 typedef struct server_metrics {
@@ -70,6 +71,7 @@ struct server {
         uint32_t n_slots;          /* id ranges we may claim (sp_idslot, cross-process) */
         factory *factory;          /* makes sandboxes off the loop (worker processes) */
         pool *pool;                /* every sandbox comes from and goes back to it */
+        template_registry *templates; /* template.c: captured layers and their pools */
         uint64_t sandbox_counter;  /* for unique sandbox names */
 
         /* HTTP */

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "notify.h"
 #include "session.h"
+#include "template.h"
 #include "util.h"
 
 void session_params_default(server *srv, session_params *p) {
@@ -308,6 +309,7 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         s->timeout_ms = p->timeout_ms;
         s->idle_timeout_ms = p->idle_timeout_ms;
         s->limits = p->limits;
+        s->tmpl = p->tmpl;
         s->env = p->env && json_is_object(p->env) ? json_deep_copy(p->env) : json_object();
         s->labels = p->labels && json_is_object(p->labels) ? json_deep_copy(p->labels) : json_object();
         r = random_id_hex(s->id, 16);
@@ -319,7 +321,10 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
         if (r >= 0)
                 r = sd_event_source_set_priority(s->timer, PRIO_ENDS);
         if (r >= 0)
-                r = pool_acquire(srv->pool, &s->limits, session_acquired, s, &ps, &s->waiter, err);
+                r = p->fork ? pool_acquire_fork(p->from ? p->from : srv->pool, &s->limits, p->fork, session_acquired, s,
+                                                &s->waiter, err)
+                            : pool_acquire(p->from ? p->from : srv->pool, &s->limits, session_acquired, s, &ps,
+                                           &s->waiter, err);
         else
                 sp_error_set(err, r, "cannot create a session: %s", strerror(-r));
         if (r < 0) {
@@ -497,6 +502,8 @@ json_t *session_to_json(session *s, bool with_usage) {
                       "sandbox", s->sandbox_name);
         if (j && s->key)
                 json_object_set_new(j, "key", json_string(s->key));
+        if (j && s->tmpl)
+                json_object_set_new(j, "template", json_string(template_name(s->tmpl)));
         if (j && with_usage && s->sb) {
                 sp_sandbox_stats st = {};
                 if (sp_sandbox_stats_read(s->sb, &st) >= 0)

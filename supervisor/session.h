@@ -30,6 +30,7 @@ struct session {
         uint64_t n_commands;  /* started in it */
         session_state state;
 
+        struct template *tmpl; /* what its sandbox was made from; NULL: the image */
         pool_sandbox *ps;     /* the sandbox, borrowed from the pool while ready */
         pool_waiter *waiter;  /* STARTING: waiting for the pool's next one */
         sp_sandbox *sb;       /* the runtime's sandbox of ps, NULL until ready */
@@ -57,6 +58,9 @@ typedef struct session_params {
         sp_limits limits;
         json_t *env;    /* borrowed, may be NULL */
         json_t *labels; /* borrowed, may be NULL */
+        struct template *tmpl; /* borrowed, may be NULL: the image alone */
+        pool *from;     /* NULL: the default pool; else tmpl's */
+        const pool_fork_source *fork; /* a fork: its sandbox gets a copy of these files */
 } session_params;
 
 void session_params_default(server *srv, session_params *p);

@@ -536,6 +536,7 @@ class Client:
                        timeout_s: Optional[float] = None, idle_timeout_s: Optional[float] = None,
                        memory_mb: Optional[int] = None, cpu_pct: Optional[int] = None,
                        labels: Optional[Mapping[str, str]] = None,
+                       template: Optional[str] = None,
                        capacity_wait: float = 0.0, timeout_ms: Optional[int] = None,
                        idle_timeout_ms: Optional[int] = None) -> SessionInfo:
         """POST /v1/sessions. Each value is capped by the daemon's config.
@@ -543,13 +544,15 @@ class Client:
         idle_timeout_ms); timeout_s / idle_timeout_s are the same in
         seconds (give one of each pair). capacity_wait: seconds to keep
         retrying while the daemon answers 429 (no capacity), each time
-        after its Retry-After."""
+        after its Retry-After. template: start with that template's files
+        (see create_template)."""
         timeout_ms = _duration_ms("timeout", timeout_ms, timeout_s)
         idle_timeout_ms = _duration_ms("idle_timeout", idle_timeout_ms, idle_timeout_s)
         body = {k: v for k, v in (("env", dict(env) if env is not None else None),
                                   ("timeout_ms", timeout_ms), ("idle_timeout_ms", idle_timeout_ms),
                                   ("memory_mb", memory_mb), ("cpu_pct", cpu_pct),
-                                  ("labels", dict(labels) if labels is not None else None))
+                                  ("labels", dict(labels) if labels is not None else None),
+                                  ("template", template))
                 if v is not None}
 
         def create() -> SessionInfo:
@@ -571,6 +574,30 @@ class Client:
     def end_session(self, session_id: str) -> None:
         """DELETE /v1/sessions/{id}: its sandbox is destroyed."""
         self._call("DELETE", _spath(session_id))
+
+    def fork_session(self, session_id: str) -> SessionInfo:
+        """POST /v1/sessions/{id}/fork: a new session with a copy of this
+        one's files at this instant (processes are not copied)."""
+        return SessionInfo.from_json(self._call("POST", _spath(session_id) + "/fork"))
+
+    # -- templates
+
+    def create_template(self, name: str, from_session: str) -> Dict[str, Any]:
+        """POST /v1/templates: capture the session's files as a read-only
+        template; sessions made with template=name start with them."""
+        return self._call("POST", "/v1/templates", {"name": name, "from_session": from_session})
+
+    def templates(self) -> List[Dict[str, Any]]:
+        """GET /v1/templates: the templates the caller may use."""
+        return self._call("GET", "/v1/templates")["templates"]
+
+    def template(self, name: str) -> Dict[str, Any]:
+        """GET /v1/templates/{name}."""
+        return self._call("GET", "/v1/templates/" + urllib.parse.quote(name, safe=""))
+
+    def delete_template(self, name: str) -> None:
+        """DELETE /v1/templates/{name} (ConflictError while in use)."""
+        self._call("DELETE", "/v1/templates/" + urllib.parse.quote(name, safe=""))
 
     def sandbox(self, **kwargs: Any) -> "Sandbox":
         """A new session as a Sandbox (a context manager)."""

@@ -115,6 +115,8 @@ export interface SessionOptions {
   memoryMb?: number;
   cpuPct?: number;
   labels?: Record<string, string>;
+  /** Start with this template's files (createTemplate). */
+  template?: string;
   signal?: AbortSignal;
   /** Keep retrying while the daemon answers 429 (no capacity), each time
    *  after its Retry-After, for up to this long. Default 0. */
@@ -187,6 +189,11 @@ export declare class Client {
   sessions(): Promise<SessionInfo[]>;
   session(id: string): Promise<SessionInfo>;
   endSession(id: string): Promise<void>;
+  forkSession(id: string): Promise<SessionInfo>;
+  createTemplate(name: string, fromSession: string): Promise<Record<string, unknown>>;
+  templates(): Promise<Record<string, unknown>[]>;
+  template(name: string): Promise<Record<string, unknown>>;
+  deleteTemplate(name: string): Promise<void>;
   createSandbox(opts?: SessionOptions): Promise<Sandbox>;
   /** One shot: POST /v1/run. */
   run(cmd: Command, opts?: RunOptions & { capacityWaitMs?: number }): Promise<CommandResult>;

@@ -276,7 +276,7 @@ export class Client {
     const body = {};
     for (const [k, v] of [['env', opts.env], ['timeout_ms', durationMs('timeout', opts.timeoutMs, opts.timeoutS)],
       ['idle_timeout_ms', durationMs('idleTimeout', opts.idleTimeoutMs, opts.idleTimeoutS)], ['memory_mb', opts.memoryMb],
-      ['cpu_pct', opts.cpuPct], ['labels', opts.labels]])
+      ['cpu_pct', opts.cpuPct], ['labels', opts.labels], ['template', opts.template]])
       if (v !== undefined) body[k] = v;
     return sessionInfo(await retryCapacity(opts.capacityWaitMs, () => this.#call('POST', '/v1/sessions',
       Object.keys(body).length ? body : undefined, { signal: opts.signal })));
@@ -290,6 +290,23 @@ export class Client {
 
   /** DELETE /v1/sessions/{id}: the sandbox is destroyed. */
   async endSession(id) { await this.#call('DELETE', spath(id)); }
+
+  /** POST /v1/sessions/{id}/fork: a copy of the session's files (not its processes). */
+  async forkSession(id) { return sessionInfo(await this.#call('POST', spath(id) + '/fork')); }
+
+  /** POST /v1/templates: the session's files as a read-only template. */
+  async createTemplate(name, fromSession) {
+    return this.#call('POST', '/v1/templates', { name, from_session: fromSession });
+  }
+
+  /** GET /v1/templates: the templates the caller may use. */
+  async templates() { return (await this.#call('GET', '/v1/templates')).templates; }
+
+  /** GET /v1/templates/{name}. */
+  async template(name) { return this.#call('GET', '/v1/templates/' + encodeURIComponent(name)); }
+
+  /** DELETE /v1/templates/{name}: a ConflictError while in use. */
+  async deleteTemplate(name) { await this.#call('DELETE', '/v1/templates/' + encodeURIComponent(name)); }
 
   /** A new session as a Sandbox. */
   createSandbox(opts = {}) { return Sandbox.create({ ...opts, client: this }); }

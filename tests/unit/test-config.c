@@ -119,8 +119,11 @@ static void test_defaults(void **state) {
         assert_int_equal(c->records_max_rows, 1000000);
         assert_int_equal(c->records_flush_interval_ms, 100);
 
+        assert_int_equal(c->template_max_size, 1 << 30);
+        assert_int_equal(c->n_templates, 0);
+
         sp_config_visit(&s, collect, &l);
-        assert_int_equal(l.n, 31);
+        assert_int_equal(l.n, 32);
         for (size_t i = 0; i < l.n; i++) {
                 assert_int_equal(l.rows[i].source, SP_SOURCE_DEFAULT);
                 assert_string_equal(l.rows[i].where, "");
@@ -830,6 +833,31 @@ static void test_round_trip(void **state) {
 
 /* systemd/sandpool.conf documents every key with its default: uncommented,
  * it loads, and gives exactly the defaults. */
+/* [template.NAME]: a pool size and a sharing each, names checked. */
+static void test_template_sections(void **state) {
+        _cleanup_(sp_config_set_done) sp_config_set s = {};
+        sp_error err = {};
+
+        assert_int_equal(load_text(&s, "[template.agent-sdk]\npool_size = 4\nshared_with = everyone\n"
+                                       "[template.b]\npool_size = 0\n[pool]\npool_size = 2\n",
+                                   no_env, &err, NULL, 0), 0);
+        assert_int_equal(s.cfg.n_templates, 2);
+        assert_string_equal(s.cfg.templates[0].name, "agent-sdk");
+        assert_int_equal(s.cfg.templates[0].pool_size, 4);
+        assert_string_equal(s.cfg.templates[0].shared_with, "everyone");
+        assert_null(s.cfg.templates[1].shared_with);
+        sp_config_set_done(&s);
+        assert_int_equal(load_text(&s, "[template.Bad]\npool_size = 1\n", no_env, &err, NULL, 0), -EINVAL);
+        assert_non_null(strstr(err.message, "unknown section"));
+        assert_int_equal(load_text(&s, "[template.x]\nsize = 1\n", no_env, &err, NULL, 0), -EINVAL);
+        assert_non_null(strstr(err.message, "unknown key"));
+        assert_int_equal(load_text(&s, "[template.x]\npool_size = many\n", no_env, &err, NULL, 0), -EINVAL);
+        assert_true(sp_template_name_is_valid("a.b_c-1"));
+        assert_false(sp_template_name_is_valid(".hidden"));
+        assert_false(sp_template_name_is_valid("a/b"));
+        assert_false(sp_template_name_is_valid("012345678901234567890123456789012"));
+}
+
 static void test_example_file(void **state) {
         _cleanup_(sp_config_set_done) sp_config_set def = {}, ex = {};
         _cleanup_fclose_ FILE *f = fopen(SOURCE_ROOT "/systemd/sandpool.conf", "re");
@@ -968,6 +996,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_print),
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_example_file),
+                cmocka_unit_test(test_template_sections),
                 cmocka_unit_test(test_hostile_input),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

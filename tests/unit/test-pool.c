@@ -527,6 +527,54 @@ static void test_free_destroys_everything(void **state) {
         assert_int_equal(a.calls, 0);
 }
 
+/* A template's pool shares the default pool's cap: together they never
+ * hold more than max_pool_size, names stay unique, and a slot freed in one
+ * lets the other refill. */
+static void test_pools_of_a_group_share_one_cap(void **state) {
+        pool *p = make_pool(2, 0, 3), *t;
+        pool_env env = {.box = {.idslot_dir = "/nonexistent", .id_base = 100000, .n_slots = 16}, .limits = defaults};
+        pool_options o = {.pool_size = 2, .min_pool_size = 2, .max_pool_size = 3, .idle_timeout_ms = 300000,
+                          .share_cap_with = p};
+        answer a = {};
+        pool_sandbox *ps;
+        pool_waiter *w;
+        sp_error err = {};
+
+        assert_int_equal(pool_new(ev, &env, &o, on_capacity, NULL, &t), 0);
+        settle();
+        fake_ready_all();
+        settle();
+        /* 2 + 2 wanted, 3 allowed in all */
+        assert_int_equal(stats(p).total + stats(t).total, 3);
+        for (box *b = boxes; b; b = b->next)
+                for (box *c = b->next; c; c = c->next)
+                        assert_string_not_equal(b->name, c->name);
+        /* taking from the template's pool while everything is full */
+        int r = pool_acquire(t, &defaults, on_acquired, &a, &ps, &w, &err);
+        if (r == 0) {
+                pool_cancel(w);
+                assert_int_equal(stats(t).available, 0);
+        } else {
+                assert_int_equal(r, 1);
+                /* a freed slot of the group refills the one below its size */
+                uint32_t before = stats(p).total + stats(t).total;
+                pool_release(t, ps);
+                settle();
+                fake_reap_all();
+                settle();
+                fake_ready_all();
+                settle();
+                assert_int_equal(stats(p).total + stats(t).total, before);
+        }
+        pool_free(t);
+        /* the default pool takes the freed room */
+        settle();
+        fake_ready_all();
+        settle();
+        assert_int_equal(stats(p).available, 2);
+        pool_free(p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_fills_to_its_size_and_hands_out_warm, setup, teardown),
@@ -544,6 +592,7 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_a_warm_one_that_dies_is_replaced, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_free_destroys_everything, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pools_of_a_group_share_one_cap, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
