@@ -247,7 +247,12 @@ int cmd_session(ctl *c, int argc, char **argv) {
                 return r;
         if (c->json)
                 print_json(s);
-        else
+        else {
                 print_session(s);
+                if (json_int_or(json_object_get(s, "background_commands"), "kept", 0) > 0) {
+                        printf("\nBackground commands:\n");
+                        (void) commands_print(c, argv[optind]);
+                }
+        }
         return EXIT_OK;
 }

@@ -109,6 +109,12 @@ int cmd_mcp(ctl *c, int argc, char **argv);
 int cmd_templates(ctl *c, int argc, char **argv);
 int cmd_template(ctl *c, int argc, char **argv);
 int cmd_fork(ctl *c, int argc, char **argv);
+int cmd_commands(ctl *c, int argc, char **argv); /* cmd-commands.c */
+int cmd_logs(ctl *c, int argc, char **argv);
+int cmd_shell(ctl *c, int argc, char **argv);
+/* The table of a session's background commands (or its JSON): 0 or the
+ * exit code after reporting. */
+int commands_print(ctl *c, const char *sid);
 
 /* A session id as the daemon makes them: 32 lowercase hex digits. Checked
  * before it goes into a URL. */

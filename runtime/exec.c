@@ -64,7 +64,8 @@ int sp_sandbox_spawn(sp_sandbox *sb, const sp_exec_spec *spec, uint64_t *ret_id,
         payload = malloc(len);
         if (!payload)
                 return sp_error_set(err, -ENOMEM, "out of memory");
-        sp_msg_spawn m = {.uid = spec->uid, .gid = spec->gid, .argc = argc, .envc = envc, .strings_len = (uint32_t) strings};
+        sp_msg_spawn m = {.uid = spec->uid, .gid = spec->gid, .argc = argc, .envc = envc, .strings_len = (uint32_t) strings,
+                          .flags = spec->ctty ? SP_SPAWN_CTTY : 0};
         memcpy(payload, &m, sizeof(m));
         char *w = strv_pack(payload + sizeof(m), spec->argv);
         w = strv_pack(w, envp);

@@ -110,7 +110,7 @@ static int handle_spawn(init_state *s, const sp_msg_hdr *h, int fds[SP_MSG_MAX_F
 
         sp_spawn_req req = {
                 .argv = argv, .envp = envp, .cwd = p, .uid = m.uid, .gid = m.gid,
-                .fds = {fds[0], fds[1], fds[2]},
+                .fds = {fds[0], fds[1], fds[2]}, .ctty = m.flags & SP_SPAWN_CTTY,
         };
         r = sp_spawn_command(&req, &pid, &spawn_errno);
         if (r < 0)

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "macro.h"
+
 /* The filesystem of a sandbox, in two halves.
  *
  * Parent (host root, in the caller's private mount namespace): a tmpfs of

@@ -40,8 +40,10 @@ typedef struct sp_msg_spawn {
         uint32_t uid, gid;
         uint32_t argc, envc;
         uint32_t strings_len;
-        uint32_t reserved;
+        uint32_t flags;       /* SP_SPAWN_* */
 } sp_msg_spawn;
+
+#define SP_SPAWN_CTTY 0x1u /* stdin is a terminal: make it the controlling one */
 
 typedef struct sp_msg_exit {
         int32_t exit_code;

@@ -96,6 +96,7 @@ typedef struct sp_exec_spec {
         int stdin_fd, stdout_fd, stderr_fd; /* the caller's fds; -1: /dev/null */
         uid_t uid;          /* inside the sandbox; SP_SANDBOX_UID by default */
         gid_t gid;
+        bool ctty;          /* stdin is a terminal (sp_sandbox_open_pty()): its controlling one */
 } sp_exec_spec;
 void sp_exec_spec_init(sp_exec_spec *s); /* defaults: uid/gid 1000, fds -1 */
 
@@ -103,6 +104,12 @@ void sp_exec_spec_init(sp_exec_spec *s); /* defaults: uid/gid 1000, fds -1 */
  * caller keeps (and may close) its copies. Returns an id (> 0) that later
  * events carry. Fails with -E2BIG when argv+env exceed the kernel's limit. */
 int sp_sandbox_spawn(sp_sandbox *sb, const sp_exec_spec *spec, uint64_t *ret_id, sp_error *err);
+/* A new terminal in the sandbox's own devpts instance (the one mounted on
+ * its /dev/pts, never the host's): the master for the caller, and the
+ * slave, owned by uid inside, to pass to sp_sandbox_spawn() as the
+ * command's stdio with ctty. Both O_CLOEXEC; the master O_NONBLOCK. */
+int sp_sandbox_open_pty(sp_sandbox *sb, unsigned rows, unsigned cols, uid_t uid, int *ret_master, int *ret_slave,
+                        sp_error *err);
 /* Signal a command's whole process group (it runs in its own session). */
 int sp_sandbox_signal(sp_sandbox *sb, uint64_t id, int sig);
 

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -75,6 +76,10 @@ static int child_main(void *arg) {
         for (int i = 0; i < 3; i++)
                 if (dup2(fds[i], i) < 0)
                         child_fail(c, 2, errno, "dup2");
+        /* A terminal's line discipline signals its foreground group (Ctrl-C)
+         * only once a session has it as its controlling terminal. */
+        if (r->ctty && ioctl(0, TIOCSCTTY, 0) < 0)
+                child_fail(c, 2, errno, "TIOCSCTTY");
         /* No fd of PID 1 (its control socket above all) reaches a command. */
         if (close_range(3, ~0U, 0) < 0)
                 child_fail(c, 2, errno, "close_range");

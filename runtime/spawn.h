@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* One command, started by the sandbox's PID 1 (which already carries the
@@ -17,6 +18,7 @@ typedef struct sp_spawn_req {
         uid_t uid;
         gid_t gid;
         int fds[3];
+        bool ctty; /* fds[0] is a terminal: make it the session's controlling one */
 } sp_spawn_req;
 
 /* Returns 0 and the child's pid; *ret_errno is set when exec (or chdir)

@@ -235,7 +235,7 @@ static void reply_params_error(request *r, int err, const sp_error *e) {
                 reply_error(r, 500, "internal", "out of memory");
 }
 
-static void reply_spawn_error(request *r, int err, const sp_error *e) {
+void api_reply_spawn_error(request *r, int err, const sp_error *e) {
         if (err == -E2BIG)
                 reply_error(r, 400, "bad_request", "argv and env are too large: %s", e->message);
         else if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN || err == -ESRCH)
@@ -266,7 +266,7 @@ static bool exec_begin(exec_op *op, session *s) {
         int k = session_exec(s, &spec, &j, &err);
         if (k < 0) {
                 tenant_refund_command(r->srv, r->cl->uid);
-                reply_spawn_error(r, k, &err);
+                api_reply_spawn_error(r, k, &err);
                 return false;
         }
         if (job_attach(j, &http_sink, op, &op->sink) < 0) {
@@ -311,6 +311,8 @@ static exec_op *op_new(request *r, session *s) {
         op->r = r;
         op->run = run;
         int k = exec_params_from_json(r->srv, s, body, &op->p, &err);
+        if (k == 0 && op->p.background)
+                k = sp_error_set(&err, -EINVAL, "a background command is started with POST /v1/sessions/{id}/commands");
         if (k < 0) {
                 exec_params_done(&op->p);
                 free(op);

@@ -10,6 +10,14 @@
 #include "records.h"
 #include "session.h"
 
+static unsigned background_running(const server *srv) {
+        unsigned n = 0;
+
+        for (const session *s = srv->sessions; s; s = s->next)
+                n += command_set_running(s->commands);
+        return n;
+}
+
 void api_health(request *r) {
         const server *srv = r->srv;
         const sp_config *cfg = &srv->config.cfg;
@@ -40,6 +48,8 @@ void api_health(request *r) {
                              "max_upload", (json_int_t) cfg->max_upload,
                              "session_timeout_ms", (json_int_t) cfg->session_timeout_ms,
                              "session_idle_timeout_ms", (json_int_t) cfg->session_idle_timeout_ms);
+        if (j)
+                json_object_set_new(j, "commands", json_pack("{s:i}", "background_running", (int) background_running(srv)));
         if (j && srv->image)
                 json_object_set(j, "image", srv->image);
         if (j) {
@@ -100,6 +110,9 @@ void api_metrics(request *r) {
         COUNTER("no_capacity_total", "Requests refused with 429.", m->no_capacity);
         GAUGE("connections", "Open client connections.", srv->n_clients);
         GAUGE("sessions", "Active sessions.", srv->n_sessions);
+        GAUGE("background_commands_running", "Background commands running, in every session.",
+              background_running(srv));
+        COUNTER("background_commands_total", "Background commands started.", m->background_started);
         GAUGE("sessions_starting", "Sessions waiting for a sandbox of their own.", srv->n_starting);
         GAUGE("capacity_waiters", "Requests waiting for a free sandbox slot.", n_waiters);
         COUNTER("capacity_waits_total", "Requests that had to wait for a free slot.", m->capacity_waits);

@@ -64,6 +64,9 @@ typedef struct sp_config {
         uint64_t max_output;       /* bytes per stream per command, 1M */
         uint64_t max_upload;       /* bytes per file PUT body, 64M */
         uint64_t template_max_size; /* bytes of one captured template layer, 1G */
+        uint64_t command_buffer;   /* bytes per stream of a background command, 1M */
+        uint32_t max_commands;     /* background commands kept per session, 128 */
+        uint64_t command_buffer_total; /* bytes of all their rings per session, 16M */
         /* [sessions] */
         uint64_t session_timeout_ms;      /* 15min */
         uint64_t session_idle_timeout_ms; /* 5min */

@@ -81,16 +81,25 @@ static char **envp_build(json_t *session_env, json_t *req_env) {
 
 int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p, sp_error *err) {
         static const char *const known[] = { "argv", "shell", "cwd", "env", "stdin", "timeout_ms",
-                                             "max_output_bytes", "stream" };
+                                             "max_output_bytes", "stream", "background", "pty" };
         const sp_config *cfg = &srv->config.cfg;
         json_t *argv = json_object_get(body, "argv"), *shell = json_object_get(body, "shell");
         json_t *cwd = json_object_get(body, "cwd"), *env = json_object_get(body, "env");
         json_t *in = json_object_get(body, "stdin"), *stream = json_object_get(body, "stream");
         json_t *to = json_object_get(body, "timeout_ms"), *mo = json_object_get(body, "max_output_bytes");
+        json_t *bg = json_object_get(body, "background"), *pty = json_object_get(body, "pty");
         const char *k;
         json_t *v;
 
-        *p = (exec_params) { .timeout_ms = cfg->command_timeout_ms, .max_output = cfg->max_output };
+        if (bg && !json_is_null(bg) && !json_is_boolean(bg))
+                return sp_error_set(err, -EINVAL, "'background' must be true or false");
+        bool background = json_is_true(bg);
+        /* A background command has no timeout unless it asks for one (its
+         * session's lifetime bounds it), and keeps its output in a ring. */
+        uint64_t timeout_cap = background ? TIMEOUT_MAX_MS : cfg->command_timeout_ms;
+        uint64_t output_cap = background ? cfg->command_buffer : cfg->max_output;
+        *p = (exec_params) { .timeout_ms = background ? 0 : cfg->command_timeout_ms, .max_output = output_cap,
+                             .background = background };
         json_object_foreach(body, k, v) {
                 bool ok = false;
                 for (size_t i = 0; i < ELEMENTSOF(known); i++)
@@ -161,13 +170,31 @@ int exec_params_from_json(server *srv, session *s, json_t *body, exec_params *p,
                     (uint64_t) json_integer_value(to) > TIMEOUT_MAX_MS)
                         return sp_error_set(err, -EINVAL, "'timeout_ms' must be an integer from 1 to %llu",
                                     (unsigned long long) TIMEOUT_MAX_MS);
-                /* command_timeout is the largest a request may ask for */
-                p->timeout_ms = MIN((uint64_t) json_integer_value(to), cfg->command_timeout_ms);
+                /* command_timeout is the largest a foreground command may ask for */
+                p->timeout_ms = MIN((uint64_t) json_integer_value(to), timeout_cap);
         }
         if (mo && !json_is_null(mo)) {
                 if (!json_is_integer(mo) || json_integer_value(mo) < 0)
                         return sp_error_set(err, -EINVAL, "'max_output_bytes' must be a non-negative integer");
-                p->max_output = MIN((uint64_t) json_integer_value(mo), cfg->max_output);
+                p->max_output = MIN((uint64_t) json_integer_value(mo), output_cap);
+        }
+        if (pty && !json_is_null(pty)) {
+                json_t *rows = json_object_get(pty, "rows"), *cols = json_object_get(pty, "cols");
+                if (!p->background)
+                        return sp_error_set(err, -EINVAL, "'pty' is for background commands (POST .../commands)");
+                if (!json_is_object(pty) || json_object_size(pty) != (size_t) (!!rows + !!cols))
+                        return sp_error_set(err, -EINVAL, "'pty' must be an object with 'rows' and 'cols'");
+                p->pty = true;
+                p->rows = 24;
+                p->cols = 80;
+                if (rows && (!json_is_integer(rows) || json_integer_value(rows) < 1 || json_integer_value(rows) > 1000))
+                        return sp_error_set(err, -EINVAL, "'pty.rows' must be an integer from 1 to 1000");
+                if (cols && (!json_is_integer(cols) || json_integer_value(cols) < 1 || json_integer_value(cols) > 1000))
+                        return sp_error_set(err, -EINVAL, "'pty.cols' must be an integer from 1 to 1000");
+                if (rows)
+                        p->rows = (unsigned) json_integer_value(rows);
+                if (cols)
+                        p->cols = (unsigned) json_integer_value(cols);
         }
         if (stream && !json_is_null(stream)) {
                 if (!json_is_boolean(stream))

@@ -22,6 +22,9 @@ typedef struct exec_params {
         uint64_t timeout_ms;
         uint64_t max_output;
         bool stream;
+        bool background;      /* POST .../commands: no timeout by default, output in its ring */
+        bool pty;             /* on a terminal of rows x cols (background only) */
+        unsigned rows, cols;
 } exec_params;
 
 void exec_params_done(exec_params *p);

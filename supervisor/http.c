@@ -22,20 +22,25 @@
 #define BODY_DEADLINE_USEC (120 * USEC_PER_SEC)
 #define KEEPALIVE_DEADLINE_USEC (70 * USEC_PER_SEC)
 
-/* Does url match pattern? The segment under '*' goes to id. */
+/* Does url match pattern? The segment under the first '*' goes to id
+ * (a later '*', such as a command's id, is the route's to parse). */
 static bool route_path_match(const char *pattern, const char *url, char *id, size_t id_size) {
         const char *p = pattern, *u = url;
+        bool captured = false;
 
         while (*p && *u) {
                 if (*p == '*') {
                         size_t n = strcspn(u, "/");
                         if (n == 0)
                                 return false;
-                        if (n < id_size) {
+                        if (captured)
+                                ;
+                        else if (n < id_size) {
                                 memcpy(id, u, n);
                                 id[n] = 0;
                         } else
                                 id[0] = 0; /* too long to be an id: not found later */
+                        captured = true;
                         u += n;
                         p++;
                         continue;
@@ -681,10 +686,26 @@ static void http_rearm_timer(server *srv) {
                 (void) sd_event_source_set_enabled(srv->mhd_timer, SD_EVENT_OFF);
                 return;
         }
+        /* "Run again at once" (it has more to send, as in a stream): the
+         * defer source, not the timer, whose every re-arm is a syscall. */
+        if (ms == 0 && srv->mhd_kick) {
+                http_kick(srv);
+                return;
+        }
         /* MHD gives RELATIVE milliseconds; sd-event wants an ABSOLUTE time in
          * usec (passing ms as the absolute time fires at once, forever). */
         (void) sd_event_now(srv->event, CLOCK_MONOTONIC, &now);
-        (void) sd_event_source_set_time(srv->mhd_timer, now + ms * USEC_PER_MSEC);
+        uint64_t want = now + ms * USEC_PER_MSEC, armed = 0;
+        int enabled = SD_EVENT_OFF;
+        /* Each re-arm is a timerfd_settime(): during a stream MHD runs per
+         * chunk, and its (idle, 60 s) deadline creeps forward each time.
+         * Firing a little early is harmless (MHD just runs and says the
+         * next one), so an armed deadline at most a second early is kept. */
+        (void) sd_event_source_get_enabled(srv->mhd_timer, &enabled);
+        (void) sd_event_source_get_time(srv->mhd_timer, &armed);
+        if (enabled != SD_EVENT_OFF && armed <= want && want - armed < USEC_PER_SEC)
+                return;
+        (void) sd_event_source_set_time(srv->mhd_timer, want);
         (void) sd_event_source_set_enabled(srv->mhd_timer, SD_EVENT_ONESHOT);
 }
 
@@ -734,7 +755,7 @@ int http_start(server *srv) {
         int r;
 
         srv->mhd = MHD_start_daemon(
-                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                 http_access_handler, srv,
                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
                 /* Our own AF_UNIX socket: MHD_add_connection() would treat the

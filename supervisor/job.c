@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* One command in a sandbox: see job.h. */
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,6 +41,9 @@ struct job {
         size_t stdin_len, stdin_off;
         uint64_t max_output, timeout_ms;
         bool truncated, timed_out, exited, finishing, paused;
+        bool background, stdin_eof; /* stdin_eof: close stdin once written */
+        int pty_fd;                 /* the terminal's master, for its size */
+        pid_t pid;
         usec_t start;
         sp_exit_info exit;
         uint64_t oom_before;
@@ -104,7 +108,9 @@ static void out_close(job *j, int which) {
 static void out_drain(job *j, int which, int max_reads) {
         char buf[READ_CHUNK];
 
-        for (int i = 0; i < max_reads && j->out[which].fd >= 0; i++) {
+        /* A sink that holds the job (job_hold()) stops it between two reads,
+         * not after the batch: what it holds back must not be overrun. */
+        for (int i = 0; i < max_reads && j->out[which].fd >= 0 && (!j->paused || j->finishing); i++) {
                 ssize_t n = read(j->out[which].fd, buf, sizeof(buf));
                 if (n > 0) {
                         job_output(j, which, buf, (size_t) n);
@@ -124,6 +130,12 @@ static int on_output(sd_event_source *src, int fd, uint32_t revents, void *userd
         return 0;
 }
 
+static void stdin_close(job *j) {
+        j->in_src = sd_event_source_disable_unref(j->in_src);
+        j->in_fd = safe_close(j->in_fd);
+        j->stdin_off = j->stdin_len = 0;
+}
+
 static int on_stdin_writable(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         job *j = userdata;
 
@@ -132,13 +144,66 @@ static int on_stdin_writable(sd_event_source *src, int fd, uint32_t revents, voi
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 return 0;
-                        break; /* EPIPE: the command closed its stdin; fine */
+                        /* EPIPE: the command closed its stdin; fine */
+                        stdin_close(j);
+                        return 0;
                 }
                 j->stdin_off += (size_t) n;
         }
-        j->in_src = sd_event_source_disable_unref(j->in_src);
-        j->in_fd = safe_close(j->in_fd);
+        j->stdin_off = j->stdin_len = 0;
+        if (j->stdin_eof)
+                stdin_close(j);
+        else
+                /* more may come (job_write_stdin()): wait for it, not for POLLOUT */
+                (void) sd_event_source_set_enabled(j->in_src, SD_EVENT_OFF);
         return 0;
+}
+
+int job_write_stdin(job *j, const void *data, size_t n, bool eof) {
+        if (j->in_fd < 0 || j->stdin_eof || j->finishing)
+                return -EPIPE;
+        if (eof && j->pty_fd >= 0) {
+                /* A terminal has no end of input but the EOF character
+                 * (VEOF, ^D), which its line discipline turns into one. */
+                int r = job_write_stdin(j, data, n, false);
+                return r < 0 ? r : job_write_stdin(j, "\x04", 1, false);
+        }
+        if (j->stdin_len - j->stdin_off + n > JOB_STDIN_MAX)
+                return -ENOBUFS;
+        if (n > 0) {
+                /* keep what is still queued, at the front */
+                if (j->stdin_off > 0) {
+                        memmove(j->stdin_data, j->stdin_data + j->stdin_off, j->stdin_len - j->stdin_off);
+                        j->stdin_len -= j->stdin_off;
+                        j->stdin_off = 0;
+                }
+                char *b = realloc(j->stdin_data, j->stdin_len + n);
+                if (!b)
+                        return -ENOMEM;
+                memcpy(b + j->stdin_len, data, n);
+                j->stdin_data = b;
+                j->stdin_len += n;
+        }
+        j->stdin_eof = eof;
+        if (j->in_src)
+                return sd_event_source_set_enabled(j->in_src, SD_EVENT_ON);
+        return 0;
+}
+
+int job_resize(job *j, unsigned rows, unsigned cols) {
+        struct winsize ws = {.ws_row = (unsigned short) rows, .ws_col = (unsigned short) cols};
+
+        if (j->pty_fd < 0)
+                return -ENOTTY;
+        if (ioctl(j->pty_fd, TIOCSWINSZ, &ws) < 0)
+                return -errno;
+        return 0;
+}
+
+int job_signal(job *j, int sig) {
+        if (j->exited || j->finishing)
+                return -ESRCH;
+        return sp_sandbox_signal(j->sb, j->id, sig);
 }
 
 /* ---- the end ------------------------------------------------------------------ */
@@ -239,8 +304,15 @@ static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
 }
 
 void job_handle_event(job *j, const sp_event *ev) {
-        if (ev->type == SP_EVENT_STARTED)
+        if (ev->type == SP_EVENT_STARTED) {
+                j->pid = ev->pid;
+                for (job_sink *s = j->sinks, *next; s; s = next) {
+                        next = s->next;
+                        if (s->ops->started)
+                                s->ops->started(j, ev->pid, s->userdata);
+                }
                 return;
+        }
         if (ev->type != SP_EVENT_EXITED || j->exited)
                 return;
         j->exit = ev->exit;
@@ -295,7 +367,7 @@ void job_detach(job_sink *s) {
         if (s->next)
                 s->next->prev = s->prev;
         free(s);
-        if (!j->sinks && !j->exited && !j->finishing) {
+        if (!j->sinks && !j->exited && !j->finishing && !j->background) {
                 /* Nobody waits for it any more. */
                 log_session(LOG_INFO, j->log_id, "client of command %" PRIu64 " went away: killing it", j->id);
                 (void) sp_sandbox_signal(j->sb, j->id, SIGKILL);
@@ -360,6 +432,25 @@ static void job_free_kept(job *j) {
         free(j->cwd);
 }
 
+static int dup_cloexec(int fd) {
+        int r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        return r < 0 ? -errno : r;
+}
+
+/* A terminal in place of the three pipes: the command gets the slave on
+ * 0-2, we read and write the master (non-blocking already), and keep one
+ * more copy of it for resizing. No stderr of its own: a terminal has one
+ * stream. */
+static int pty_ends(const job_spec *spec, int po[2], int pe[2], int pi[2], int *ret_pty) {
+        if ((po[0] = dup_cloexec(spec->pty_master)) < 0 || (pi[1] = dup_cloexec(spec->pty_master)) < 0 ||
+            (*ret_pty = dup_cloexec(spec->pty_master)) < 0)
+                return -errno;
+        if ((po[1] = dup_cloexec(spec->pty_slave)) < 0 || (pe[1] = dup_cloexec(spec->pty_slave)) < 0 ||
+            (pi[0] = dup_cloexec(spec->pty_slave)) < 0)
+                return -errno;
+        return 0;
+}
+
 static void log_started(job *j, char *const *argv) {
         /* the command line, shortened: a log line, not an audit record */
         char line[160] = "";
@@ -381,7 +472,14 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         sp_exec_spec es;
         int r;
 
-        if ((r = pipe_nb(po, 0)) < 0 || (r = pipe_nb(pe, 0)) < 0 || (spec->stdin_data && (r = pipe_nb(pi, 1)) < 0))
+        bool want_stdin = spec->stdin_data || spec->stdin_pipe || spec->pty;
+        _cleanup_close_ int pty_fd = -EBADF;
+
+        if (spec->pty)
+                r = pty_ends(spec, po, pe, pi, &pty_fd);
+        else if ((r = pipe_nb(po, 0)) >= 0 && (r = pipe_nb(pe, 0)) >= 0 && want_stdin)
+                r = pipe_nb(pi, 1);
+        if (r < 0)
                 return sp_error_set(err, r, "cannot create pipes: %s", strerror(-r));
         job *j = calloc(1, sizeof(*j));
         if (!j)
@@ -389,7 +487,8 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         *j = (job){
                 .event = e, .sb = sb, .in_fd = -EBADF, .out = {{.fd = -EBADF}, {.fd = -EBADF}},
                 .max_output = spec->max_output, .timeout_ms = spec->timeout_ms, .finished = finished,
-                .userdata = userdata,
+                .userdata = userdata, .background = spec->background,
+                .stdin_eof = !spec->stdin_pipe && !spec->pty, .pty_fd = -EBADF,
         };
         snprintf(j->log_id, sizeof(j->log_id), "%s", log_id ? log_id : "");
         if (job_keep_spec(j, spec) < 0) {
@@ -415,9 +514,10 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         es.argv = spec->argv;
         es.envp = spec->envp;
         es.cwd = spec->cwd;
-        es.stdin_fd = spec->stdin_data ? pi[0] : -1;
+        es.stdin_fd = want_stdin ? pi[0] : -1;
         es.stdout_fd = po[1];
         es.stderr_fd = pe[1];
+        es.ctty = spec->pty;
         j->start = now_mono();
         r = sp_sandbox_spawn(sb, &es, &j->id, err);
         if (r < 0) {
@@ -432,7 +532,8 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         pi[0] = safe_close(pi[0]);
         j->out[JOB_STDOUT].fd = TAKE_FD(po[0]);
         j->out[JOB_STDERR].fd = TAKE_FD(pe[0]);
-        if (spec->stdin_data) {
+        j->pty_fd = TAKE_FD(pty_fd);
+        if (want_stdin) {
                 j->in_fd = TAKE_FD(pi[1]);
                 if (sd_event_add_io(e, &j->in_src, j->in_fd, EPOLLOUT, on_stdin_writable, j) < 0)
                         j->in_fd = safe_close(j->in_fd);
@@ -442,10 +543,13 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         for (int i = 0; i < 2; i++)
                 if (sd_event_add_io(e, &j->out[i].src, j->out[i].fd, EPOLLIN, on_output, j) >= 0)
                         (void) sd_event_source_set_priority(j->out[i].src, PRIO_WORK);
-        r = sd_event_add_time_relative(e, &j->timer, CLOCK_MONOTONIC, j->timeout_ms * USEC_PER_MSEC, USEC_PER_MSEC,
-                                       on_timeout, j);
-        if (r >= 0)
-                r = sd_event_source_set_priority(j->timer, PRIO_ENDS);
+        r = 0;
+        if (j->timeout_ms > 0) {
+                r = sd_event_add_time_relative(e, &j->timer, CLOCK_MONOTONIC, j->timeout_ms * USEC_PER_MSEC,
+                                               USEC_PER_MSEC, on_timeout, j);
+                if (r >= 0)
+                        r = sd_event_source_set_priority(j->timer, PRIO_ENDS);
+        }
         if (r < 0) {
                 /* A command without its timeout must not run: kill it, and
                  * let its exit finish the job. */
@@ -470,6 +574,7 @@ void job_free(job *j) {
         j->in_src = sd_event_source_disable_unref(j->in_src);
         j->in_fd = safe_close(j->in_fd);
         j->timer = sd_event_source_disable_unref(j->timer);
+        j->pty_fd = safe_close(j->pty_fd);
         free(j->stdin_data);
         job_free_kept(j);
         free(j);
@@ -477,6 +582,9 @@ void job_free(job *j) {
 
 uint64_t job_id(const job *j) {
         return j->id;
+}
+pid_t job_pid(const job *j) {
+        return j->pid;
 }
 uint64_t job_timeout_ms(const job *j) {
         return j->timeout_ms;

@@ -41,8 +41,19 @@ typedef struct job_spec {
         const char *cwd;      /* NULL: the user's home */
         const char *stdin_data; /* NULL: /dev/null */
         size_t stdin_len;
-        uint64_t timeout_ms;
+        uint64_t timeout_ms;  /* 0: none (a background command's default) */
         uint64_t max_output;  /* bytes kept per stream; the rest is counted and dropped */
+        /* A background command lives on without sinks: nobody listening
+         * does not kill it (job_detach()). */
+        bool background;
+        /* Keep stdin open after stdin_data: more comes through
+         * job_write_stdin(). */
+        bool stdin_pipe;
+        /* On a terminal (sp_sandbox_open_pty()): stdin, stdout and stderr
+         * are its slave, output comes from its master as JOB_STDOUT, and
+         * stdin goes to it. Both fds are borrowed (the job keeps copies). */
+        bool pty;
+        int pty_master, pty_slave;
 } job_spec;
 
 typedef struct job_result {
@@ -60,6 +71,8 @@ typedef struct job_result {
 } job_result;
 
 typedef struct job_sink_ops {
+        /* PID 1 says the command runs, as pid inside the sandbox. May be NULL. */
+        void (*started)(job *j, pid_t pid, void *userdata);
         /* Output within the cap, in the order it was read (which: JOB_STDOUT
          * or JOB_STDERR). */
         void (*output)(job *j, int which, const char *data, size_t n, void *userdata);
@@ -98,9 +111,9 @@ void job_free(job *j);
 
 /* Listen to the job: every event from now on. */
 int job_attach(job *j, const job_sink_ops *ops, void *userdata, job_sink **ret);
-/* Stop listening (no more callbacks). A foreground job (every job, until
- * background commands exist) lives only as long as someone listens: with
- * its last sink gone, it is killed. */
+/* Stop listening (no more callbacks). A foreground job lives only as long
+ * as someone listens: with its last sink gone, it is killed. A background
+ * job lives on. */
 void job_detach(job_sink *s);
 /* Back-pressure: while any sink holds the job, its pipes are not read. */
 void job_hold(job_sink *s, bool hold);
@@ -110,7 +123,20 @@ void job_handle_event(job *j, const sp_event *ev);
 /* The session is ending under it: finish now, as killed. */
 void job_abort(job *j, const char *ended_by, const char *ended_detail);
 
+/* Queue bytes for the command's stdin (a job started with stdin_pipe);
+ * eof closes it once they are written. -EPIPE when stdin is closed (or
+ * was never a pipe), -ENOBUFS when more than JOB_STDIN_MAX bytes would be
+ * queued (the command does not read: try later). */
+#define JOB_STDIN_MAX (1024u * 1024u)
+int job_write_stdin(job *j, const void *data, size_t n, bool eof);
+/* A terminal's new size (the kernel sends SIGWINCH to its foreground
+ * group). -ENOTTY when the job has no terminal. */
+int job_resize(job *j, unsigned rows, unsigned cols);
+/* Signal the command's process group. -ESRCH once it has exited. */
+int job_signal(job *j, int sig);
+
 uint64_t job_id(const job *j);
+pid_t job_pid(const job *j); /* inside the sandbox; 0 until PID 1 said so */
 uint64_t job_timeout_ms(const job *j);
 uint64_t job_max_output(const job *j);
 bool job_exited(const job *j);

@@ -52,6 +52,7 @@ typedef struct server_metrics {
         uint64_t sessions_lifetime_usec; /* of those, summed */
         uint64_t sessions_commands;      /* of those, summed */
         uint64_t quota_refusals;         /* 429 quota_exceeded (tenant.h) */
+        uint64_t background_started; /* background commands (api-commands.c) */
 } server_metrics;
 
 struct server {

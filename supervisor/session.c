@@ -424,6 +424,8 @@ void session_destroy(session *s, const char *reason) {
                 (void) sp_sandbox_kill(s->sb);
         while (s->n_jobs > 0)
                 job_abort(s->jobs[0], reason, s->died ? s->died_cause : NULL);
+        /* their readers are told, then the exited commands go */
+        command_set_free(TAKE_PTR(s->commands));
         if (s->ready_cb) {
                 session_ready_fn cb = s->ready_cb;
                 s->ready_cb = NULL;
@@ -504,6 +506,10 @@ json_t *session_to_json(session *s, bool with_usage) {
                 json_object_set_new(j, "key", json_string(s->key));
         if (j && s->tmpl)
                 json_object_set_new(j, "template", json_string(template_name(s->tmpl)));
+        if (j)
+                json_object_set_new(j, "background_commands",
+                                    json_pack("{s:i,s:i}", "running", (int) command_set_running(s->commands), "kept",
+                                              (int) command_set_size(s->commands)));
         if (j && with_usage && s->sb) {
                 sp_sandbox_stats st = {};
                 if (sp_sandbox_stats_read(s->sb, &st) >= 0)

@@ -4,6 +4,7 @@
 /* A session: one sandbox handed to one client uid, with a lifetime and an
  * idle timeout enforced by one timer, and the commands running in it. */
 
+#include "command.h"
 #include "idslot.h"
 #include "job.h"
 #include "pool.h"
@@ -48,6 +49,7 @@ struct session {
 
         job **jobs;           /* its commands, running; owned */
         unsigned n_jobs, cap_jobs;
+        command_set *commands; /* its background commands (api-commands.c); owned, NULL until one */
 
         session_ready_fn ready_cb;
         void *ready_userdata;

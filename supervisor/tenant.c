@@ -136,7 +136,10 @@ void tenant_cap_limits(server *srv, uid_t uid, gid_t gid, sp_limits *limits) {
 
 uint64_t tenant_cap_timeout(server *srv, uid_t uid, gid_t gid, uint64_t timeout_ms) {
         const tenant_tier *tier = tier_of(srv, uid, gid);
-        return tier->command_timeout_ms > 0 ? MIN(timeout_ms, tier->command_timeout_ms) : timeout_ms;
+        /* 0: none (a background command's default): the ceiling then */
+        if (tier->command_timeout_ms > 0 && (timeout_ms == 0 || timeout_ms > tier->command_timeout_ms))
+                return tier->command_timeout_ms;
+        return timeout_ms;
 }
 
 /* ---- fair shares ------------------------------------------------------------ */

@@ -37,7 +37,8 @@ int tenant_admit_session(server *srv, uid_t uid, gid_t gid, tenant_refusal *ret)
 int tenant_admit_command(server *srv, uid_t uid, gid_t gid, bool take, tenant_refusal *ret);
 /* It did not start after all. */
 void tenant_refund_command(server *srv, uid_t uid);
-/* The tier's ceilings on a session's memory and a command's timeout. */
+/* The tier's ceilings on a session's memory and a command's timeout (a
+ * timeout of 0, none, becomes the ceiling). */
 void tenant_cap_limits(server *srv, uid_t uid, gid_t gid, sp_limits *limits);
 uint64_t tenant_cap_timeout(server *srv, uid_t uid, gid_t gid, uint64_t timeout_ms);
 

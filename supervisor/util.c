@@ -70,6 +70,52 @@ static int utf8_seq(const unsigned char *p, size_t avail) {
         return need;
 }
 
+size_t json_escape_bytes(const char *data, size_t len, char *out) {
+        static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them */
+        const unsigned char *in = (const unsigned char *) data;
+        size_t n = 0;
+
+        for (size_t i = 0; i < len;) {
+                unsigned char c = in[i];
+                if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+                        /* a run of bytes that need nothing: one copy */
+                        size_t j = i + 1;
+                        while (j < len && in[j] >= 0x20 && in[j] < 0x80 && in[j] != '"' && in[j] != '\\')
+                                j++;
+                        memcpy(out + n, in + i, j - i);
+                        n += j - i;
+                        i = j;
+                        continue;
+                }
+                if (c < 0x80) {
+                        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                                          : c == '\t' ? "\\t" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+                        if (esc) {
+                                out[n++] = esc[0];
+                                out[n++] = esc[1];
+                        } else {
+                                memcpy(out + n, "\\u00", 4);
+                                out[n + 4] = hex[c >> 4];
+                                out[n + 5] = hex[c & 15];
+                                n += 6;
+                        }
+                        i++;
+                        continue;
+                }
+                int k = utf8_seq(in + i, len - i);
+                if (k <= 0) {
+                        memcpy(out + n, "\xef\xbf\xbd", 3);
+                        n += 3;
+                        i++;
+                        continue;
+                }
+                memcpy(out + n, in + i, (size_t) k);
+                n += (size_t) k;
+                i += (size_t) k;
+        }
+        return n;
+}
+
 json_t *json_bytes(const char *data, size_t len, char *carry, size_t *carry_len) {
         _cleanup_free_ char *buf = NULL;
         size_t pre = carry_len ? *carry_len : 0, n = 0, total = pre + len;

@@ -17,6 +17,11 @@ json_t *json_time(usec_t realtime_usec);       /* "2026-01-02T03:04:05.678Z" */
  * carry (3+1 bytes) an incomplete sequence at the end is kept for the next
  * chunk instead of being replaced. */
 json_t *json_bytes(const char *data, size_t len, char *carry, size_t *carry_len);
+/* The same bytes as the body of a JSON string (no quotes), as json_bytes()
+ * makes it, written to out (room for 6 * len); the length written. For
+ * output streams, where a JSON value per chunk would cost more than the
+ * command. */
+size_t json_escape_bytes(const char *data, size_t len, char *out);
 /* An optional non-negative integer field up to max: 1 read, 0 absent (or
  * null), -EINVAL with err saying "invalid value for KEY". */
 int json_get_uint(json_t *o, const char *key, uint64_t max, uint64_t *ret, sp_error *err);

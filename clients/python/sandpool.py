@@ -32,8 +32,8 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import (Any, Callable, Dict, Iterator, List, Mapping, NoReturn, Optional,
-                    Sequence, Tuple, TypeVar, Union)
+from typing import (Any, Callable, Dict, Iterator, List, Literal, Mapping, NoReturn, Optional,
+                    Sequence, Tuple, TypeVar, Union, overload)
 
 __all__ = [
     "Client", "Sandbox", "run", "CommandResult", "Event", "CommandStream",
@@ -896,15 +896,142 @@ class Sandbox:
         self.client.request("DELETE", self._fpath(path)).read()
 
 
+class CommandHandle:
+    """A background command (POST /v1/sessions/{id}/commands): it outlives
+    the connection that started it. output() reads what it wrote from the
+    last offset this handle has seen, so a dropped connection resumes
+    without a byte lost or repeated (as long as the daemon's ring holds
+    it)."""
+
+    def __init__(self, sandbox: "Sandbox", info: Mapping[str, Any]):
+        self._sb = sandbox
+        self.id: int = int(info["id"])
+        self.info: Dict[str, Any] = dict(info)
+        self.offsets: Dict[str, int] = {"stdout": 0, "stderr": 0}
+        self.dropped: int = 0
+
+    def _path(self, suffix: str = "") -> str:
+        return _spath(self._sb.id, "/commands/%d%s" % (self.id, suffix))
+
+    def refresh(self) -> Dict[str, Any]:
+        """GET the command: state, pid, exit."""
+        self.info = dict(self._sb.client._call("GET", self._path()))
+        return self.info
+
+    @property
+    def pid(self) -> int:
+        return int(self.info.get("pid") or 0)
+
+    def send_stdin(self, data: Union[str, bytes], eof: bool = False) -> None:
+        """Write to its stdin (eof=True closes it after; ^D on a terminal)."""
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        self._sb.client.request("POST", self._path("/stdin" + ("?eof=true" if eof else "")), raw,
+                                headers={"Content-Type": "application/octet-stream"}).read()
+
+    def signal(self, sig: Union[str, int]) -> None:
+        """Send a signal ("INT", "TERM", "KILL", ... or its number) to its process group."""
+        self._sb.client._call("POST", self._path("/signal"), {"signal": sig})
+
+    def kill(self) -> None:
+        self.signal("KILL")
+
+    def resize(self, rows: int, cols: int) -> None:
+        """A terminal's new size (a command started with pty)."""
+        self._sb.client._call("POST", self._path("/resize"), {"rows": rows, "cols": cols})
+
+    def output(self, follow: bool = True, retries: int = 20) -> Iterator[Event]:
+        """Its output from the last offset seen, as Events ("stdout",
+        "stderr", "dropped", then "exit" with result); with follow, until
+        it exits. A broken connection is resumed from the offsets reached."""
+        for attempt in range(retries + 1):
+            q = "?stdout_offset=%d&stderr_offset=%d%s" % (
+                self.offsets["stdout"], self.offsets["stderr"], "&follow=true" if follow else "")
+            r = self._sb.client.request("GET", self._path("/output" + q))
+            if r._conn is not None and r._conn.sock is not None:
+                r._conn.sock.settimeout(None if follow else self._sb.client.timeout)
+            try:
+                while True:
+                    try:
+                        line = r.readline()
+                    except SandpoolConnectionError:
+                        break
+                    if not line:
+                        break
+                    ev = json.loads(line)
+                    t = ev.get("type", "")
+                    if t in ("stdout", "stderr"):
+                        self.offsets[t] = int(ev["offset"]) + int(ev["length"])
+                        yield Event(t, ev.get("data", ""), raw=ev)
+                    elif t == "dropped":
+                        self.dropped += int(ev.get("bytes", 0))
+                        self.offsets[ev["stream"]] = int(ev["offset"]) + int(ev["bytes"])
+                        yield Event(t, raw=ev)
+                    elif t == "exit":
+                        self.info = {k: v for k, v in ev.items() if k != "type"}
+                        yield Event(t, result=CommandResult.from_json(ev, "", ""), raw=ev)
+                        return
+                    elif t in ("caught_up", "gone"):
+                        return
+            finally:
+                r.close(reuse=False)
+            if attempt < retries:
+                time.sleep(0.05)
+        raise SandpoolConnectionError("the output stream of command %d keeps breaking" % self.id)
+
+    def wait(self) -> CommandResult:
+        """Follow it to its end: the result, with the output read meanwhile."""
+        out: Dict[str, List[str]] = {"stdout": [], "stderr": []}
+        for ev in self.output(follow=True):
+            if ev.type in out:
+                out[ev.type].append(ev.data)
+            elif ev.type == "exit":
+                return CommandResult.from_json(ev.raw, "".join(out["stdout"]), "".join(out["stderr"]))
+        info = self.refresh()
+        return CommandResult.from_json(info, "".join(out["stdout"]), "".join(out["stderr"]))
+
+
 class Commands:
     """sb.commands: the command calls under the names E2B's SDK uses."""
 
     def __init__(self, sandbox: Sandbox):
         self._sb = sandbox
 
-    def run(self, cmd: Command, **kwargs: Any) -> CommandResult:
-        """As Sandbox.run."""
-        return self._sb.run(cmd, **kwargs)
+    @overload
+    def run(self, cmd: Command, *, background: Literal[True], **kwargs: Any) -> CommandHandle: ...
+    @overload
+    def run(self, cmd: Command, *, background: Literal[False] = ..., **kwargs: Any) -> CommandResult: ...
+
+    def run(self, cmd: Command, *, background: bool = False, pty: Optional[Tuple[int, int]] = None,
+            **kwargs: Any) -> Union[CommandResult, CommandHandle]:
+        """As Sandbox.run; with background=True the command is started and
+        left running: a CommandHandle, at once (pty=(rows, cols) puts it
+        on a terminal)."""
+        if not background:
+            return self._sb.run(cmd, **kwargs)
+        body = _command_body(cmd, cwd=kwargs.get("cwd"), env=kwargs.get("env"), stdin=kwargs.get("stdin"),
+                             timeout=kwargs.get("timeout"), max_output_bytes=kwargs.get("max_output_bytes"),
+                             stream=False)
+        if pty is not None:
+            body["pty"] = {"rows": int(pty[0]), "cols": int(pty[1])}
+        info = self._sb.client._call("POST", _spath(self._sb.id, "/commands"), body)
+        return CommandHandle(self._sb, info)
+
+    def list(self) -> List[Dict[str, Any]]:
+        """Every background command of the session, oldest first."""
+        return list(self._sb.client._call("GET", _spath(self._sb.id, "/commands"))["commands"])
+
+    def connect(self, cid: int) -> CommandHandle:
+        """A handle on a background command started earlier (by this or
+        another client of the same uid): output() reads it from the start
+        of what the daemon still holds."""
+        info = self._sb.client._call("GET", _spath(self._sb.id, "/commands/%d" % int(cid)))
+        return CommandHandle(self._sb, info)
+
+    def send_stdin(self, cid: int, data: Union[str, bytes], eof: bool = False) -> None:
+        self.connect(cid).send_stdin(data, eof)
+
+    def kill(self, cid: int, sig: Union[str, int] = "KILL") -> None:
+        self.connect(cid).signal(sig)
 
     def stream(self, cmd: Command, **kwargs: Any) -> CommandStream:
         """As Sandbox.stream."""

@@ -214,8 +214,15 @@ export declare class Sandbox implements AsyncDisposable {
   info: SessionInfo;
   /** The command calls under E2B's names. */
   readonly commands: {
-    run(cmd: Command, opts?: RunOptions): Promise<CommandResult>;
+    run(cmd: Command, opts: BackgroundOptions & { background: true }): Promise<CommandHandle>;
+    run(cmd: Command, opts?: RunOptions & { background?: false }): Promise<CommandResult>;
     stream(cmd: Command, opts?: StreamOptions): CommandStream;
+    /** Every background command of the session, oldest first. */
+    list(): Promise<CommandInfo[]>;
+    /** A handle on a background command started earlier. */
+    connect(cid: number): Promise<CommandHandle>;
+    sendStdin(cid: number, data: string | Uint8Array, opts?: { eof?: boolean }): Promise<void>;
+    kill(cid: number, sig?: string | number): Promise<void>;
   };
   /** The file calls under E2B's names. */
   readonly files: {
@@ -251,3 +258,52 @@ export interface OneShotOptions extends RunOptions {
 }
 /** One shot: a fresh sandbox, one command, destroyed afterwards. */
 export declare function run(cmd: Command, opts?: OneShotOptions): Promise<CommandResult>;
+
+export interface BackgroundOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  stdin?: string;
+  /** Its own timeout; none by default. */
+  timeoutMs?: number;
+  /** The ring kept per stream (default and cap: command_buffer). */
+  maxOutputBytes?: number;
+  /** On a terminal of this size. */
+  pty?: { rows: number; cols: number };
+  background: true;
+}
+
+/** A background command as GET /v1/sessions/{id}/commands lists it. */
+export interface CommandInfo {
+  id: number;
+  argv: string[];
+  state: 'running' | 'exited';
+  pid: number;
+  pty: boolean;
+  started_at: string;
+  stdout: { bytes: number; first_offset: number };
+  stderr: { bytes: number; first_offset: number };
+  exit_code?: number | null;
+  signal?: number | null;
+  [key: string]: unknown;
+}
+
+export interface DroppedEvent { type: 'dropped'; data: ''; result: null; raw: Record<string, unknown> }
+
+/** A background command: outlives the connection that started it. */
+export declare class CommandHandle {
+  readonly sandbox: Sandbox;
+  readonly id: number;
+  info: CommandInfo;
+  /** The next byte to read of each stream. */
+  offsets: { stdout: number; stderr: number };
+  /** Bytes the daemon no longer held when asked for. */
+  dropped: number;
+  readonly pid: number;
+  refresh(): Promise<CommandInfo>;
+  sendStdin(data: string | Uint8Array, opts?: { eof?: boolean }): Promise<void>;
+  signal(sig: string | number): Promise<void>;
+  kill(): Promise<void>;
+  resize(rows: number, cols: number): Promise<void>;
+  output(opts?: { follow?: boolean; retries?: number }): AsyncGenerator<OutputEvent | DroppedEvent | ExitEvent>;
+  wait(): Promise<CommandResult>;
+}

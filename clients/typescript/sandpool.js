@@ -511,8 +511,12 @@ export class Sandbox {
     this.#ownClient = ownClient;
     // The same calls under the names E2B's SDK uses.
     this.commands = {
-      run: (cmd, opts) => this.run(cmd, opts),
+      run: (cmd, opts = {}) => (opts.background ? this.#startBackground(cmd, opts) : this.run(cmd, opts)),
       stream: (cmd, opts) => this.stream(cmd, opts),
+      list: async () => (await this.#json('GET', '/commands')).commands,
+      connect: async (cid) => new CommandHandle(this, await this.#json('GET', `/commands/${Number(cid)}`)),
+      sendStdin: async (cid, data, opts = {}) => (await this.commands.connect(cid)).sendStdin(data, opts),
+      kill: async (cid, sig = 'KILL') => (await this.commands.connect(cid)).signal(sig),
     };
     this.files = {
       write: (path, data) => this.writeFile(path, data),
@@ -555,6 +559,20 @@ export class Sandbox {
     } finally {
       await sb.close();
     }
+  }
+
+  /** A call on this session's path with a JSON body; the parsed answer. */
+  async #json(method, suffix, obj) {
+    const body = obj === undefined ? undefined : JSON.stringify(obj);
+    const r = await this.client.request(method, spath(this.id, suffix), { body });
+    const data = await readAll(r.res, r.state);
+    return data.length ? JSON.parse(data.toString('utf8')) : null;
+  }
+
+  async #startBackground(cmd, opts) {
+    const body = commandBody(cmd, opts, false);
+    if (opts.pty) body.pty = { rows: opts.pty.rows, cols: opts.pty.cols };
+    return new CommandHandle(this, await this.#json('POST', '/commands', body));
   }
 
   /** End the session; idempotent; one that already ended is no error. */
@@ -641,6 +659,108 @@ export class Sandbox {
 }
 
 /** One shot: run cmd in a fresh sandbox that is destroyed afterwards. */
+// ---------------------------------------------------------------- background commands
+
+/** A background command (POST /v1/sessions/{id}/commands): it outlives the
+ *  connection that started it. output() reads what it wrote from the last
+ *  offsets this handle has seen, so a dropped connection resumes without a
+ *  byte lost or repeated (while the daemon's ring still holds it). */
+export class CommandHandle {
+  constructor(sandbox, info) {
+    this.sandbox = sandbox;
+    this.id = info.id;
+    this.info = info;
+    this.offsets = { stdout: 0, stderr: 0 };
+    this.dropped = 0;
+  }
+
+  get pid() { return this.info.pid ?? 0; }
+
+  #path(suffix = '') { return spath(this.sandbox.id, `/commands/${this.id}${suffix}`); }
+
+  async #post(suffix, body, contentType = 'application/json') {
+    const r = await this.sandbox.client.request('POST', this.#path(suffix),
+      { body, headers: { 'Content-Type': contentType } });
+    await readAll(r.res, r.state);
+  }
+
+  /** GET the command: state, pid, exit. */
+  async refresh() {
+    const r = await this.sandbox.client.request('GET', this.#path());
+    this.info = JSON.parse((await readAll(r.res, r.state)).toString('utf8'));
+    return this.info;
+  }
+
+  /** Write to its stdin; {eof: true} closes it after (^D on a terminal). */
+  sendStdin(data, { eof = false } = {}) {
+    return this.#post(`/stdin${eof ? '?eof=true' : ''}`, Buffer.from(data), 'application/octet-stream');
+  }
+
+  /** A signal ('INT', 'TERM', 'KILL'... or its number) to its process group. */
+  signal(sig) { return this.#post('/signal', JSON.stringify({ signal: sig })); }
+
+  kill() { return this.signal('KILL'); }
+
+  /** A terminal's new size (a command started with pty). */
+  resize(rows, cols) { return this.#post('/resize', JSON.stringify({ rows, cols })); }
+
+  /** Its events from the last offsets seen ({type: 'stdout'|'stderr', data},
+   *  {type: 'dropped'}, then {type: 'exit', result}); with follow (the
+   *  default) until it exits; a broken connection is resumed. */
+  async *output({ follow = true, retries = 20 } = {}) {
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      const q = `?stdout_offset=${this.offsets.stdout}&stderr_offset=${this.offsets.stderr}${follow ? '&follow=true' : ''}`;
+      const r = await this.sandbox.client.request('GET', this.#path(`/output${q}`), { timeoutMs: follow ? 0 : undefined });
+      let buf = '';
+      try {
+        for (;;) {
+          let chunk;
+          try {
+            chunk = await nextChunk(r.res, r.state);
+          } catch {
+            break; // the connection broke: resume from the offsets reached
+          }
+          if (chunk === null) break;
+          buf += chunk.toString('utf8');
+          let nl;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const ev = JSON.parse(buf.slice(0, nl));
+            buf = buf.slice(nl + 1);
+            if (ev.type === 'stdout' || ev.type === 'stderr') {
+              this.offsets[ev.type] = ev.offset + ev.length;
+              yield { type: ev.type, data: ev.data, result: null, raw: ev };
+            } else if (ev.type === 'dropped') {
+              this.dropped += ev.bytes;
+              this.offsets[ev.stream] = ev.offset + ev.bytes;
+              yield { type: 'dropped', data: '', result: null, raw: ev };
+            } else if (ev.type === 'exit') {
+              this.info = ev;
+              yield { type: 'exit', data: '', result: commandResult(ev, '', ''), raw: ev };
+              return;
+            } else if (ev.type === 'caught_up' || ev.type === 'gone') {
+              return;
+            }
+          }
+        }
+      } finally {
+        r.req.destroy();
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    throw new SandpoolConnectionError(`the output stream of command ${this.id} keeps breaking`);
+  }
+
+  /** Follow it to its end: the result, with the output read meanwhile. */
+  async wait() {
+    const out = { stdout: [], stderr: [] };
+    for await (const ev of this.output()) {
+      if (ev.type === 'stdout' || ev.type === 'stderr') out[ev.type].push(ev.data);
+      else if (ev.type === 'exit') return commandResult(ev.raw, out.stdout.join(''), out.stderr.join(''));
+    }
+    return commandResult(await this.refresh(), out.stdout.join(''), out.stderr.join(''));
+  }
+}
+
 export async function run(cmd, opts = {}) {
   const client = clientFor(opts);
   try {

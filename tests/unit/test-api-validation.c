@@ -208,6 +208,27 @@ static void test_json_bytes(void **state) {
         }
 }
 
+/* The hand-written escaping of background output events says exactly
+ * what jansson says of json_bytes() for the same bytes. */
+static void test_json_escape_bytes_matches_jansson(void **state) {
+#define CASE(lit) { lit, sizeof(lit) - 1 }
+        static const struct { const char *s; size_t n; } cases[] = {
+                CASE("plain ascii 123"), CASE("q\"b\\s/"), CASE("\n\r\t\b\f\x01\x1f\x7f"),
+                CASE("x\0y"), CASE("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+                CASE("bad \xff \xc3 \xed\xa0\x80 \xc0\xaf end"), CASE("\xe2\x82"), CASE(""),
+        };
+#undef CASE
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char out[256];
+                size_t n = json_escape_bytes(cases[i].s, cases[i].n, out);
+                json_auto_t *j = json_bytes(cases[i].s, cases[i].n, NULL, NULL);
+                _cleanup_free_ char *want = json_dumps(j, JSON_ENCODE_ANY);
+                assert_non_null(want);
+                assert_int_equal(n + 2, strlen(want));
+                assert_memory_equal(out, want + 1, n);
+        }
+}
+
 static void test_json_bytes_carry(void **state) {
         char carry[4];
         size_t carry_len = 0;
@@ -230,6 +251,7 @@ int main(void) {
                 cmocka_unit_test(test_session_params_aliases),
                 cmocka_unit_test(test_json_bytes),
                 cmocka_unit_test(test_json_bytes_carry),
+                cmocka_unit_test(test_json_escape_bytes_matches_jansson),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

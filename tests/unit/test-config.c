@@ -109,6 +109,9 @@ static void test_defaults(void **state) {
         assert_int_equal(c->command_timeout_ms, 30000);
         assert_int_equal(c->max_output, 1 << 20);
         assert_int_equal(c->max_upload, 64 << 20);
+        assert_int_equal(c->command_buffer, 1 << 20);
+        assert_int_equal(c->max_commands, 128);
+        assert_int_equal(c->command_buffer_total, 16 << 20);
         assert_int_equal(c->session_timeout_ms, 15 * 60 * 1000);
         assert_int_equal(c->session_idle_timeout_ms, 5 * 60 * 1000);
         assert_int_equal(c->max_sessions_per_uid, 0);
@@ -123,7 +126,7 @@ static void test_defaults(void **state) {
         assert_int_equal(c->n_templates, 0);
 
         sp_config_visit(&s, collect, &l);
-        assert_int_equal(l.n, 32);
+        assert_int_equal(l.n, 35);
         for (size_t i = 0; i < l.n; i++) {
                 assert_int_equal(l.rows[i].source, SP_SOURCE_DEFAULT);
                 assert_string_equal(l.rows[i].where, "");

@@ -549,3 +549,44 @@ def test_e2b_style_names(sb):
     sb.files.remove("/home/sandbox/n.txt")
     with pytest.raises(sandpool.NotFoundError):
         sb.files.read("/home/sandbox/n.txt")
+
+
+# -- background commands
+
+
+def test_background_command_resumes_after_a_dropped_connection(sb):
+    h = sb.commands.run("for i in $(seq 1 400); do echo $i; usleep 2000; done", background=True)
+    assert h.id > 0 and h.info["state"] == "running"
+    got = []
+    for ev in h.output():
+        if ev.type == "stdout":
+            got.append(ev.data)
+            if len(got) == 3:
+                break  # the generator's connection is dropped here
+    time.sleep(0.2)
+    # a new handle on the same command, as another process would get it
+    h2 = sb.commands.connect(h.id)
+    h2.offsets = dict(h.offsets)
+    res = h2.wait()
+    assert res.exit_code == 0
+    assert "".join(got) + res.stdout == "".join("%d\n" % i for i in range(1, 401))
+    assert [c["id"] for c in sb.commands.list()] == [h.id]
+
+
+def test_background_stdin_and_kill(sb):
+    h = sb.commands.run('while read l; do echo "<$l>"; done', background=True)
+    h.send_stdin("a\nb\n")
+    h.send_stdin("c\n", eof=True)
+    res = h.wait()
+    assert res.exit_code == 0 and res.stdout == "<a>\n<b>\n<c>\n"
+    k = sb.commands.run(["sleep", "100"], background=True)
+    sb.commands.kill(k.id)
+    assert k.wait().signal == 9
+    with pytest.raises(sandpool.ConflictError):
+        k.signal("TERM")
+
+
+def test_background_on_a_terminal(sb):
+    h = sb.commands.run("tty; stty size", background=True, pty=(40, 120))
+    res = h.wait()
+    assert res.stdout == "/dev/pts/0\r\n40 120\r\n"

@@ -543,3 +543,39 @@ test('E2B-style names', () => withSb(async (sb) => {
   await sb.files.remove('/home/sandbox/n.txt');
   await assert.rejects(sb.files.read('/home/sandbox/n.txt'), sp.NotFoundError);
 }));
+
+describe('background commands', () => {
+  test('resume after a dropped connection, exactly once', async () => {
+    await Sandbox.use(async (sb) => {
+      const h = await sb.commands.run('for i in $(seq 1 300); do echo $i; usleep 2000; done', { background: true });
+      assert.equal(h.info.state, 'running');
+      const got = [];
+      for await (const ev of h.output()) {
+        if (ev.type === 'stdout') got.push(ev.data);
+        if (got.length === 3) break; // drops the connection
+      }
+      await sleep(200);
+      const h2 = await sb.commands.connect(h.id);
+      h2.offsets = { ...h.offsets };
+      const res = await h2.wait();
+      assert.equal(res.exitCode, 0);
+      const want = Array.from({ length: 300 }, (_, i) => `${i + 1}\n`).join('');
+      assert.equal(got.join('') + res.stdout, want);
+      assert.deepEqual((await sb.commands.list()).map((c) => c.id), [h.id]);
+    }, { client });
+  });
+
+  test('stdin, kill, terminal', async () => {
+    await Sandbox.use(async (sb) => {
+      const h = await sb.commands.run('while read l; do echo "<$l>"; done', { background: true });
+      await h.sendStdin('a\n');
+      await h.sendStdin('b\n', { eof: true });
+      assert.equal((await h.wait()).stdout, '<a>\n<b>\n');
+      const k = await sb.commands.run(['sleep', '100'], { background: true });
+      await sb.commands.kill(k.id);
+      assert.equal((await k.wait()).signal, 9);
+      const t = await sb.commands.run('tty; stty size', { background: true, pty: { rows: 40, cols: 120 } });
+      assert.equal((await t.wait()).stdout, '/dev/pts/0\r\n40 120\r\n');
+    }, { client });
+  });
+});
