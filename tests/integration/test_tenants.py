@@ -701,3 +701,27 @@ def test_retention_by_days_follows_the_clock(make_daemon, tmp_path):
     wait_for(lambda: len(db_rows(d)) == 1, timeout=10, what="rows older than a day pruned")
     # (the injected clock stands still: a start is its time less the duration)
     assert db_rows(d)[0]["started_at"] >= (DAY0 + 2 * 86400 - 60) * 1000
+
+
+def test_background_commands_are_recorded_and_counted(make_daemon, tmp_path):
+    conf, _ = tiered(tmp_path)
+    d = make_daemon(conf=conf)
+    sid = d.session()
+    r = d.post("/v1/sessions/%s/commands" % sid, {"argv": ["sh", "-c", "echo bg; exit 4"]})
+    assert r.status == 201, r
+    cid = r.json["id"]
+    wait_for(lambda: d.get("/v1/sessions/%s/commands/%d" % (sid, cid)).json["state"] == "exited",
+             what="the background command's exit")
+    rows = executions(d, "?session=" + sid)["executions"]
+    assert [(row["argv"][:2], row["exit_code"], row["stdout_bytes"]) for row in rows] == [(["sh", "-c"], 4, 3)]
+    # counted against the day's quota (3), like exec
+    assert d.get("/v1/usage").json["commands"]["used"] == 1
+    # no timeout of its own: the tier's ceiling (1 s) ends it
+    r = d.post("/v1/sessions/%s/commands" % sid, {"argv": ["sleep", "30"]})
+    assert r.status == 201, r
+    c = wait_for(lambda: (lambda c: c if c["state"] == "exited" else None)(
+        d.get("/v1/sessions/%s/commands/%d" % (sid, r.json["id"])).json), timeout=10, what="the ceiling")
+    assert c.get("timed_out") or c.get("signal") == 9, c
+    assert d.exec(sid, {"argv": ["true"]}).status == 200
+    r = d.post("/v1/sessions/%s/commands" % sid, {"argv": ["true"]})
+    assert r.status == 429 and r.json["error"]["quota"] == "commands_per_day", r
