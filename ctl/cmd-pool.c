@@ -264,6 +264,30 @@ static void print_pool(json_t *pool) {
         table_print(t, stdout, 0, NULL, NULL);
 }
 
+/* The sessions' figures of /v1/health (keyed reuse, evictions, lifetime,
+ * commands per session), when the daemon reports them. */
+static void add_session_figures(ctl *c, json_t *pool) {
+        api_reply h = {};
+
+        if (api_request(c, "GET", "/v1/health", NULL, NULL, 0, &h) >= 0 && h.status == 200 &&
+            json_is_object(json_object_get(h.json, "sessions")))
+                json_object_set(pool, "sessions", json_object_get(h.json, "sessions"));
+        api_reply_done(&h);
+}
+
+static void print_sessions(json_t *s) {
+        if (!json_is_object(s))
+                return;
+        json_t *rate = json_object_get(s, "reuse_rate"), *life = json_object_get(s, "avg_lifetime_s"),
+               *cmds = json_object_get(s, "avg_commands");
+        printf("sessions: %lld keyed, key reuse %.1f%% (%lld hits, %lld misses), %lld evictions;"
+               " %lld ended: %.1f s and %.1f commands on average\n",
+               (long long) json_int_or(s, "keyed", 0), json_is_number(rate) ? 100 * json_number_value(rate) : 0.0,
+               (long long) json_int_or(s, "key_hits", 0), (long long) json_int_or(s, "key_misses", 0),
+               (long long) json_int_or(s, "evictions", 0), (long long) json_int_or(s, "ended", 0),
+               json_is_number(life) ? json_number_value(life) : 0.0, json_is_number(cmds) ? json_number_value(cmds) : 0.0);
+}
+
 int cmd_pool(ctl *c, int argc, char **argv) {
         json_auto_t *pool = NULL;
         api_reply rep = {};
@@ -292,9 +316,12 @@ int cmd_pool(ctl *c, int argc, char **argv) {
                 if (r != 0)
                         return r;
         }
+        add_session_figures(c, pool);
         if (c->json)
                 print_json(pool);
-        else
+        else {
                 print_pool(pool);
+                print_sessions(json_object_get(pool, "sessions"));
+        }
         return EXIT_OK;
 }

@@ -96,6 +96,8 @@ void metrics_parse(const char *text, json_t *counters, json_t *latencies);
 typedef int (*command_fn)(ctl *c, int argc, char **argv);
 int cmd_status(ctl *c, int argc, char **argv);
 int cmd_pool(ctl *c, int argc, char **argv);
+int cmd_history(ctl *c, int argc, char **argv);
+int cmd_usage(ctl *c, int argc, char **argv);
 int cmd_sessions(ctl *c, int argc, char **argv);
 int cmd_session(ctl *c, int argc, char **argv);
 int cmd_exec(ctl *c, int argc, char **argv);

@@ -25,6 +25,8 @@ static const struct command {
         { "kill", cmd_kill, "end sessions" },
         { "top", cmd_top, "live view of the pool and the sessions" },
         { "config", cmd_config, "the daemon's effective configuration and its sources" },
+        { "history", cmd_history, "the execution records: every command, with its figures" },
+        { "usage", cmd_usage, "today's usage against the tier's quotas" },
         { "templates", cmd_templates, "list the templates you may use" },
         { "template", cmd_template, "create (from a session), build (from commands), show or remove a template" },
         { "fork", cmd_fork, "a new session with a copy of a session's files" },

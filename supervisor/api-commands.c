@@ -10,6 +10,7 @@
 
 #include "api-commands.h"
 #include "api-exec.h"
+#include "api-tenants.h"
 #include "command.h"
 #include "exec-request.h"
 #include "log.h"
@@ -144,6 +145,13 @@ void api_commands_create(request *r) {
 
         if (commands_params(r, &p) < 0)
                 return exec_params_done(&p);
+        /* a background command is a command: the tier's quotas and ceiling */
+        tenant_refusal q;
+        if (tenant_admit_command(r->srv, r->cl->uid, r->cl->gid, true, &q) < 0) {
+                exec_params_done(&p);
+                return reply_quota_exceeded(r, &q);
+        }
+        p.timeout_ms = tenant_cap_timeout(r->srv, r->cl->uid, r->cl->gid, p.timeout_ms);
         set = session_commands(s);
         if (!set) {
                 exec_params_done(&p);
@@ -171,6 +179,7 @@ void api_commands_create(request *r) {
         k = session_exec(s, &spec, &j, &err);
         if (k < 0) {
                 exec_params_done(&p);
+                tenant_refund_command(r->srv, r->cl->uid);
                 return api_reply_spawn_error(r, k, &err);
         }
         k = command_set_add(set, j, p.argv, p.max_output, p.pty, &c);

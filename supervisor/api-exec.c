@@ -6,6 +6,7 @@
 
 #include "api-exec.h"
 #include "api-sessions.h"
+#include "api-tenants.h"
 #include "api-templates.h"
 #include "exec-request.h"
 #include "log.h"
@@ -257,8 +258,14 @@ static bool exec_begin(exec_op *op, session *s) {
         };
 
         op->stream = op->p.stream;
+        tenant_refusal q;
+        if (tenant_admit_command(r->srv, r->cl->uid, r->cl->gid, true, &q) < 0) {
+                reply_quota_exceeded(r, &q);
+                return false;
+        }
         int k = session_exec(s, &spec, &j, &err);
         if (k < 0) {
+                tenant_refund_command(r->srv, r->cl->uid);
                 api_reply_spawn_error(r, k, &err);
                 return false;
         }
@@ -312,6 +319,8 @@ static exec_op *op_new(request *r, session *s) {
                 reply_params_error(r, k, &err);
                 return NULL;
         }
+        /* the tier's ceiling on the command's time */
+        op->p.timeout_ms = tenant_cap_timeout(r->srv, r->cl->uid, r->cl->gid, op->p.timeout_ms);
         request_set_op(r, &exec_op_ops, op);
         return op;
 }
@@ -359,7 +368,13 @@ void api_run(request *r) {
         if (!op)
                 return;
         op->oneshot = true;
+        /* a run is a session and a command: both quotas, before a sandbox is taken */
+        tenant_refusal q;
+        if (tenant_admit_session(r->srv, r->cl->uid, r->cl->gid, &q) < 0 ||
+            tenant_admit_command(r->srv, r->cl->uid, r->cl->gid, false, &q) < 0)
+                return reply_quota_exceeded(r, &q);
         session_params_default(r->srv, &sp);
+        tenant_cap_limits(r->srv, r->cl->uid, r->cl->gid, &sp.limits);
         sp.tmpl = op->run.tmpl;
         sp.from = op->run.from;
         /* the command's own timeout bounds the sandbox's life */

@@ -6,7 +6,9 @@
 #include "egress.h"
 #include "api-health.h"
 #include "build-config.h"
+#include "keyed.h"
 #include "pool.h"
+#include "records.h"
 #include "session.h"
 
 static unsigned background_running(const server *srv) {
@@ -51,6 +53,10 @@ void api_health(request *r) {
                 json_object_set_new(j, "commands", json_pack("{s:i}", "background_running", (int) background_running(srv)));
         if (j && srv->image)
                 json_object_set(j, "image", srv->image);
+        if (j) {
+                json_object_set_new(j, "records", records_health_json(srv->records));
+                json_object_set_new(j, "sessions", keyed_stats_json(r->srv));
+        }
         reply_json(r, 200, j);
 }
 
@@ -111,6 +117,21 @@ void api_metrics(request *r) {
         GAUGE("sessions_starting", "Sessions waiting for a sandbox of their own.", srv->n_starting);
         GAUGE("capacity_waiters", "Requests waiting for a free sandbox slot.", n_waiters);
         COUNTER("capacity_waits_total", "Requests that had to wait for a free slot.", m->capacity_waits);
+        COUNTER("keyed_session_hits_total", "Keyed creates answered with the key's live session.", m->keyed_hits);
+        COUNTER("keyed_session_misses_total", "Keyed creates that made a new session.", m->keyed_misses);
+        fprintf(f, "# HELP sandpool_keyed_session_reuse_ratio Hits / (hits + misses) of keyed creates.\n"
+                   "# TYPE sandpool_keyed_session_reuse_ratio gauge\nsandpool_keyed_session_reuse_ratio %g\n",
+                m->keyed_hits + m->keyed_misses ? (double) m->keyed_hits / (double) (m->keyed_hits + m->keyed_misses)
+                                                : 0.0);
+        COUNTER("keyed_session_evictions_total", "Idle keyed sessions ended to make room.", m->keyed_evictions);
+        COUNTER("quota_refusals_total", "Requests refused with 429 quota_exceeded (a tier's quota).",
+                m->quota_refusals);
+        fprintf(f, "# HELP sandpool_session_lifetime_seconds Lifetime of ended sessions (not runs).\n"
+                   "# TYPE sandpool_session_lifetime_seconds summary\n"
+                   "sandpool_session_lifetime_seconds_sum %g\nsandpool_session_lifetime_seconds_count %" PRIu64 "\n",
+                m->sessions_lifetime_usec / 1e6, m->sessions_accounted);
+        COUNTER("session_commands_total", "Commands run in ended sessions (not runs): / lifetime count = per session.",
+                m->sessions_commands);
         if (srv->pool) {
                 pool_stats ps;
                 pool_get_stats(srv->pool, &ps);
@@ -132,6 +153,16 @@ void api_metrics(request *r) {
         }
         if (srv->egress)
                 egress_write_metrics(srv->egress, f);
+        if (srv->records) {
+                records_status rs;
+                records_get_status(srv->records, &rs);
+                COUNTER("records_written_total", "Execution records written to the database.", rs.written);
+                COUNTER("records_dropped_total", "Execution records lost (database unusable or queue full).",
+                        rs.dropped);
+                COUNTER("records_pruned_total", "Execution records deleted by retention.", rs.pruned);
+                GAUGE("records_queued", "Execution records waiting for the writer.", rs.queued);
+                GAUGE("records_ok", "1 when the records database is usable.", !streq(rs.state, "unavailable"));
+        }
 #undef COUNTER
 #undef GAUGE
         if (fclose(f) != 0)

@@ -3,9 +3,12 @@
 #include <sys/socket.h>
 
 #include "api-sessions.h"
+#include "api-tenants.h"
+#include "keyed.h"
 #include "api-templates.h"
 #include "log.h"
 #include "netpolicy.h"
+#include "pool.h"
 #include "session.h"
 
 /* While the session's sandbox is coming, it is the request's op: a client
@@ -26,6 +29,24 @@ static const request_op_ops pending_ops = {
         .free = pending_free,
 };
 
+/* A new session's answer: its JSON, and for a keyed one that it is new
+ * and what became of the key's previous session. */
+static json_t *created_json(session *s) {
+        json_t *j = session_to_json(s, false);
+        char prev_id[33];
+        const char *prev;
+
+        if (!j || !s->key)
+                return j;
+        json_object_set_new(j, "reused", json_false());
+        prev = keyed_previous_end(s->srv, s->owner, s->key, prev_id);
+        if (prev) {
+                json_object_set_new(j, "previous", json_pack("{s:s,s:s,s:b}", "id", prev_id, "end_reason", prev,
+                                                             "evicted", strncmp(prev, "evicted", 7) == 0));
+        }
+        return j;
+}
+
 static void create_ready(session *s, int error, const char *message, void *userdata) {
         request *r = userdata;
 
@@ -38,7 +59,7 @@ static void create_ready(session *s, int error, const char *message, void *userd
                                     message ? message : strerror(-error));
         } else {
                 r->srv->metrics.sessions_created++;
-                reply_json(r, 201, session_to_json(s, false));
+                reply_json(r, 201, created_json(s));
         }
         request_complete(r);
 }
@@ -60,9 +81,41 @@ static int check_network_ceiling(request *r, session_params *p) {
         return 0;
 }
 
+/* POST /v1/sessions {"key"}: the caller's live session of that key, if
+ * there is one (200, reused). True when that (or a refusal) is the
+ * answer; false when the create goes on, room made under the keyed caps. */
+static bool keyed_reuse(request *r, const char *key) {
+        server *srv = r->srv;
+        sp_error err = {};
+        bool starting;
+        session *s = keyed_find(srv, r->cl->uid, key, &starting);
+
+        if (s) {
+                srv->metrics.keyed_hits++;
+                session_touch(s); /* reuse is activity */
+                session_rearm_timer(s);
+                json_t *j = session_to_json(s, false);
+                if (j)
+                        json_object_set_new(j, "reused", json_true());
+                reply_json(r, 200, j);
+                return true;
+        }
+        if (starting) {
+                reply_error(r, 409, "conflict", "a session for key '%s' is being made: ask again", key);
+                return true;
+        }
+        if (!r->capacity_deadline) /* a retry after a wait is the same miss */
+                srv->metrics.keyed_misses++;
+        if (keyed_make_room(srv, r->cl->uid, &err) < 0) {
+                reply_error(r, 429, "quota_exceeded", "%s", err.message);
+                return true;
+        }
+        return false;
+}
+
 void api_sessions_create(request *r) {
         static const char *const known[] = { "env", "timeout_ms", "idle_timeout_ms", "memory_mb", "cpu_pct", "labels",
-                                             "template", "network", "timeout_s", "idle_timeout_s" /* aliases */ };
+                                             "template", "network", "timeout_s", "idle_timeout_s" /* aliases */, "key" };
         json_auto_t *body = request_json_body(r, true);
         session_params p;
         const char *k;
@@ -89,14 +142,32 @@ void api_sessions_create(request *r) {
                 return session_params_done(&p);
         if (p.network.mode != NETPOLICY_NONE && check_network_ceiling(r, &p) < 0)
                 return session_params_done(&p);
+        json_t *jkey = json_object_get(body, "key");
+        const char *key = json_is_string(jkey) ? json_string_value(jkey) : NULL;
+        if (jkey && !json_is_null(jkey) && (!key || strlen(key) != json_string_length(jkey) || !keyed_key_valid(key))) {
+                reply_error(r, 400, "bad_request", "invalid value for key (1-%d printable ASCII characters)", KEY_MAX);
+                return session_params_done(&p);
+        }
+        if (key && keyed_reuse(r, key))
+                return session_params_done(&p);
+        tenant_refusal q;
+        if (tenant_admit_session(r->srv, r->cl->uid, r->cl->gid, &q) < 0) {
+                reply_quota_exceeded(r, &q);
+                return session_params_done(&p);
+        }
+        tenant_cap_limits(r->srv, r->cl->uid, r->cl->gid, &p.limits);
         e = session_new(r->srv, r->cl->uid, &p, false, create_ready, r, &s, &err);
         session_params_done(&p);
         if (e < 0)
                 return reply_session_new_failed(r, e, &err);
+        if (key && !(s->key = strdup(key))) {
+                session_destroy(s, "out of memory");
+                return reply_error(r, 500, "internal", "out of memory");
+        }
         if (e > 0) {
                 /* a warm sandbox from the pool: ready now */
                 r->srv->metrics.sessions_created++;
-                return reply_json(r, 201, session_to_json(s, false));
+                return reply_json(r, 201, created_json(s));
         }
         request_set_op(r, &pending_ops, s);
         request_suspend(r);
@@ -128,7 +199,15 @@ void api_session_delete(request *r) {
 void reply_session_new_failed(request *r, int e, const sp_error *err) {
         switch (e) {
         case -EBUSY:
-                /* every slot taken: wait a little for one to free up */
+                /* Every slot taken: the least recently used idle keyed
+                 * session makes room (unless a slot is being freed
+                 * already), and the request waits a little for it. */
+                if (r->srv->pool) {
+                        pool_stats ps;
+                        pool_get_stats(r->srv->pool, &ps);
+                        if (ps.destroying == 0)
+                                (void) keyed_evict_for_capacity(r->srv);
+                }
                 if (request_wait_capacity(r))
                         return;
                 r->srv->metrics.no_capacity++;

@@ -140,6 +140,18 @@ static const config_key config_keys[] = {
           SP_CONFIG_NUM_MAX, NULL, "A session unused this long is ended." },
         { "sessions", "max_sessions_per_uid", KEY_U32, OFF(max_sessions_per_uid), "0", 0, UINT32_MAX, NULL,
           "Most concurrent sessions of one client uid; 0: no cap beyond max_pool_size." },
+        { "sessions", "max_keyed_sessions_per_uid", KEY_U32, OFF(max_keyed_sessions_per_uid), "16", 0, UINT32_MAX,
+          NULL, "Most keyed sessions of one uid; the least recently used idle one makes room; 0: no cap." },
+        { "sessions", "max_keyed_sessions", KEY_U32, OFF(max_keyed_sessions), "0", 0, UINT32_MAX, NULL,
+          "Most keyed sessions in all; the least recently used idle one makes room; 0: no cap." },
+        { "records", "records_enabled", KEY_BOOL, OFF(records_enabled), "true", 0, 0, NULL,
+          "Record every command in <state_dir>/records.db (SQLite)." },
+        { "records", "records_retention_days", KEY_U32, OFF(records_retention_days), "30", 0, 36500, NULL,
+          "Records older than this many days are deleted; 0: kept forever." },
+        { "records", "records_max_rows", KEY_U32, OFF(records_max_rows), "1000000", 0, UINT32_MAX, NULL,
+          "Most records kept, the oldest deleted first; 0: no cap." },
+        { "records", "records_flush_interval", KEY_DURATION, OFF(records_flush_interval_ms), "100ms", 1, 10000, NULL,
+          "Records are written at least this often: the most a crash (SIGKILL) can lose." },
         /* Egress (supervisor/egress.c); checked whole when the daemon starts it. */
         { "network", "uplink", KEY_STRING, OFF(net_uplink), "", 0, 0, check_optional,
           "Interface toward the internet; empty: no session may have network." },
@@ -170,7 +182,8 @@ static const config_key config_keys[] = {
 };
 #define N_KEYS ELEMENTSOF(config_keys)
 
-static const char *const config_sections[] = { "server", "images", "pool", "limits", "sessions", "network", "e2b" };
+static const char *const config_sections[] = { "server", "images", "pool", "limits", "sessions", "records", "network",
+                                               "e2b" };
 
 /* ---- small text helpers ---- */
 
@@ -243,6 +256,8 @@ static bool section_known(const char *s, size_t len) {
         for (size_t i = 0; i < ELEMENTSOF(config_sections); i++)
                 if (strlen(config_sections[i]) == len && strncmp(config_sections[i], s, len) == 0)
                         return true;
+        if (tenant_config_section(s, len))
+                return true;
         return false;
 }
 
@@ -710,6 +725,7 @@ void sp_config_set_done(sp_config_set *s) {
         free(s->cfg.templates);
         free(s->origins);
         free(s->notices);
+        tenant_config_done(&s->tenants);
         *s = (sp_config_set) {};
 }
 
@@ -931,6 +947,11 @@ static int file_handler(void *user, const char *section, const char *name, const
                 fail_line(p, -EINVAL, "%s: key outside of any section", quote(name, q, sizeof(q)));
                 return 0;
         }
+        if (tenant_config_section(section, strlen(section))) {
+                snprintf(where, sizeof(where), "%s:%u", p->path, p->line);
+                p->r = tenant_config_add(&p->set->tenants, section, name, value, where, p->err);
+                return p->r < 0 ? 0 : 1;
+        }
         if (strncmp(section, TEMPLATE_SECTION, STRLEN(TEMPLATE_SECTION)) == 0) {
                 p->r = template_assign(p, section + STRLEN(TEMPLATE_SECTION), name, value);
                 return p->r < 0 ? 0 : 1;
@@ -1151,6 +1172,8 @@ int sp_config_load(sp_config_set *ret, const char *path, char **envp, sp_error *
         if (r >= 0)
                 r = load_file(&s, path, err);
         if (r >= 0)
+                r = tenant_config_check(&s.tenants, err);
+        if (r >= 0)
                 r = load_env(&s, envp, err);
         if (r >= 0 && follow_explicit_values(&s) < 0)
                 r = sp_error_set(err, -ENOMEM, "Out of memory");
@@ -1262,6 +1285,7 @@ void sp_config_print(const sp_config_set *s, FILE *f) {
                 section = k->section;
                 fprintf(f, "%s =%s%s  # %s\n", k->key, v[0] ? " " : "", v, origin_text(s, (int) i));
         }
+        tenant_config_print(&s->tenants, f);
         for (size_t i = 0; i < s->cfg.n_templates; i++) {
                 const sp_template_config *t = &s->cfg.templates[i];
                 fprintf(f, "\n[template.%s]\npool_size = %u\n", t->name, t->pool_size);

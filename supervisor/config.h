@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "macro.h"
+#include "tenant-config.h"
 
 typedef enum sp_config_source {
         SP_SOURCE_DEFAULT = 0,
@@ -85,6 +86,13 @@ typedef struct sp_config {
         uint32_t net_proxy_port;   /* 53080 */
         uint32_t net_max_connections; /* 256 */
         char *net_policy;          /* NULL: only admins may ask for network */
+        uint32_t max_keyed_sessions_per_uid; /* 16; 0: no cap */
+        uint32_t max_keyed_sessions;      /* 0: no cap beyond max_pool_size */
+        /* [records] */
+        bool records_enabled;             /* true: <state_dir>/records.db */
+        uint32_t records_retention_days;  /* 30; 0: forever */
+        uint32_t records_max_rows;        /* 1000000; 0: no cap */
+        uint64_t records_flush_interval_ms; /* 100ms */
         /* [template.NAME] sections (file only) */
         sp_template_config *templates;
         size_t n_templates;
@@ -101,6 +109,7 @@ typedef struct sp_config_set {
         sp_config_origin *origins; /* one per key, in the order of the key table */
         char *notices;             /* NULL, or lines ("...\n") worth a log notice: defaults that
                                     * followed a value the user set */
+        tenant_config tenants;     /* [tenants], [tier.NAME] (tenant-config.h) */
 } sp_config_set;
 
 /* Defaults, then the file (path NULL: the default path, missing is fine;

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "priority.h"
 #include "session.h"
+#include "tenant.h"
 #include "util.h"
 
 /* A client must send its headers this soon after connecting (or after
@@ -388,11 +389,10 @@ static int on_capacity_retry(sd_event_source *src, void *userdata) {
 
         srv->capacity_retry = sd_event_source_disable_unref(srv->capacity_retry);
         while (srv->capacity_waiters) {
-                request *r = srv->capacity_waiters;
+                /* the oldest of a uid under its fair share first */
+                request *r = tenant_pick_waiter(srv);
 
-                srv->capacity_waiters = r->wait_next;
-                r->wait_next = NULL;
-                r->waiting_capacity = false;
+                capacity_unlink(r);
                 if (r->aborted) {
                         r->capacity_timer = sd_event_source_disable_unref(r->capacity_timer);
                         continue;

@@ -49,6 +49,13 @@ struct job {
         uint64_t oom_before;
         bool oom_known;
         const char *ended_by, *ended_detail;
+        /* for the exit observers */
+        job_origin origin;
+        char *origin_strings; /* session id and key, NUL-separated */
+        char *argv;
+        size_t argv_len;
+        bool argv_truncated;
+        char *cwd;
         job_finished_fn finished;
         void *userdata;
 };
@@ -201,16 +208,51 @@ int job_signal(job *j, int sig) {
 
 /* ---- the end ------------------------------------------------------------------ */
 
-static bool job_oom_killed(job *j) {
+static struct {
+        job_exit_fn fn;
+        void *userdata;
+} observers[JOB_OBSERVERS];
+
+int job_observe_exits(job_exit_fn fn, void *userdata) {
+        for (size_t i = 0; i < JOB_OBSERVERS; i++)
+                if (!observers[i].fn) {
+                        observers[i].fn = fn;
+                        observers[i].userdata = userdata;
+                        return 0;
+                }
+        return -ENOSPC;
+}
+
+void job_unobserve_exits(job_exit_fn fn, void *userdata) {
+        for (size_t i = 0; i < JOB_OBSERVERS; i++)
+                if (observers[i].fn == fn && observers[i].userdata == userdata)
+                        observers[i].fn = NULL;
+}
+
+static void job_tell_observers(job *j, const job_result *res, uint64_t memory_peak) {
+        job_exit_info info = {
+                .origin = &j->origin, .command_id = j->id, .argv = j->argv, .argv_len = j->argv_len,
+                .argv_truncated = j->argv_truncated, .cwd = j->cwd, .memory_peak = memory_peak,
+        };
+        for (size_t i = 0; i < JOB_OBSERVERS; i++)
+                if (observers[i].fn)
+                        observers[i].fn(&info, res, observers[i].userdata);
+}
+
+/* What its cgroup says at the end: an OOM kill since the start, the peak. */
+static bool job_oom_killed(job *j, uint64_t *ret_peak) {
         sp_sandbox_stats st = {};
 
+        *ret_peak = 0;
         if (!j->oom_known || j->ended_by || sp_sandbox_stats_read(j->sb, &st) < 0)
                 return false;
+        *ret_peak = st.cgroup.memory_peak;
         return st.cgroup.oom_kills > j->oom_before;
 }
 
 static void job_finish(job *j) {
         job_result res;
+        uint64_t peak;
 
         if (j->finishing)
                 return;
@@ -227,7 +269,7 @@ static void job_finish(job *j) {
                 .duration_ms = (now_mono() - j->start) / USEC_PER_MSEC,
                 .cpu_usec = j->exit.cpu_usec,
                 .timed_out = j->timed_out,
-                .oom_killed = job_oom_killed(j),
+                .oom_killed = job_oom_killed(j, &peak),
                 .truncated = j->truncated,
                 .bytes = {j->out[0].total, j->out[1].total},
                 .ended_by = j->ended_by,
@@ -247,6 +289,7 @@ static void job_finish(job *j) {
                 if (ops->exit)
                         ops->exit(j, &res, ud);
         }
+        job_tell_observers(j, &res, peak);
         j->finished(j, &res, j->userdata);
 }
 
@@ -342,6 +385,53 @@ static int pipe_nb(int p[2], int our_end) {
         return 0;
 }
 
+/* Keep what the observers are told of: the origin, argv (capped), cwd. */
+static int job_keep_spec(job *j, const job_spec *spec) {
+        const job_origin *o = &spec->origin;
+        size_t ls = o->session_id ? strlen(o->session_id) + 1 : 0, lk = o->key ? strlen(o->key) + 1 : 0;
+        size_t n = 0;
+
+        j->origin = *o;
+        j->origin.session_id = j->origin.key = NULL;
+        if (ls + lk > 0) {
+                j->origin_strings = malloc(ls + lk);
+                if (!j->origin_strings)
+                        return -ENOMEM;
+                if (ls)
+                        j->origin.session_id = memcpy(j->origin_strings, o->session_id, ls);
+                if (lk)
+                        j->origin.key = memcpy(j->origin_strings + ls, o->key, lk);
+        }
+        for (char *const *a = spec->argv; *a && n < JOB_ARGV_KEEP; a++)
+                n += strlen(*a) + 1;
+        j->argv = malloc(MIN(n, (size_t) JOB_ARGV_KEEP) + 1);
+        if (!j->argv)
+                return -ENOMEM;
+        n = 0;
+        for (char *const *a = spec->argv; *a; a++) {
+                size_t l = strlen(*a) + 1;
+                if (n + l > JOB_ARGV_KEEP) {
+                        j->argv_truncated = true;
+                        l = JOB_ARGV_KEEP - n;
+                        memcpy(j->argv + n, *a, l);
+                        n += l;
+                        break;
+                }
+                memcpy(j->argv + n, *a, l);
+                n += l;
+        }
+        j->argv_len = n;
+        if (spec->cwd && !(j->cwd = strdup(spec->cwd)))
+                return -ENOMEM;
+        return 0;
+}
+
+static void job_free_kept(job *j) {
+        free(j->origin_strings);
+        free(j->argv);
+        free(j->cwd);
+}
+
 static int dup_cloexec(int fd) {
         int r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         return r < 0 ? -errno : r;
@@ -401,9 +491,15 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
                 .stdin_eof = !spec->stdin_pipe && !spec->pty, .pty_fd = -EBADF,
         };
         snprintf(j->log_id, sizeof(j->log_id), "%s", log_id ? log_id : "");
+        if (job_keep_spec(j, spec) < 0) {
+                job_free_kept(j);
+                free(j);
+                return sp_error_set(err, -ENOMEM, "out of memory");
+        }
         if (spec->stdin_data) {
                 j->stdin_data = malloc(spec->stdin_len + 1);
                 if (!j->stdin_data) {
+                        job_free_kept(j);
                         free(j);
                         return sp_error_set(err, -ENOMEM, "out of memory");
                 }
@@ -426,6 +522,7 @@ int job_start(sd_event *e, sp_sandbox *sb, const char *log_id, const job_spec *s
         r = sp_sandbox_spawn(sb, &es, &j->id, err);
         if (r < 0) {
                 free(j->stdin_data);
+                job_free_kept(j);
                 free(j);
                 return r;
         }
@@ -479,6 +576,7 @@ void job_free(job *j) {
         j->timer = sd_event_source_disable_unref(j->timer);
         j->pty_fd = safe_close(j->pty_fd);
         free(j->stdin_data);
+        job_free_kept(j);
         free(j);
 }
 

@@ -25,7 +25,17 @@ typedef struct job_sink job_sink;
 #define JOB_STDOUT 0
 #define JOB_STDERR 1
 
+/* Who asked for the command: for those told of every job's exit (the
+ * execution records, usage). Copied by job_start(). */
+typedef struct job_origin {
+        const char *session_id; /* NULL: none */
+        const char *key;        /* the session's key, or NULL */
+        uint32_t uid;
+        bool oneshot;
+} job_origin;
+
 typedef struct job_spec {
+        job_origin origin;
         char *const *argv;    /* NULL-terminated; argv[0] looked up in PATH */
         char *const *envp;
         const char *cwd;      /* NULL: the user's home */
@@ -69,6 +79,26 @@ typedef struct job_sink_ops {
         /* The command is over. The last call: the sink is gone after it. */
         void (*exit)(job *j, const job_result *res, void *userdata);
 } job_sink_ops;
+
+/* What is known of a finished job besides its result, for observers. */
+#define JOB_ARGV_KEEP 1024 /* bytes of argv kept for them */
+typedef struct job_exit_info {
+        const job_origin *origin;
+        uint64_t command_id;
+        const char *argv;     /* NUL-separated, at most JOB_ARGV_KEEP bytes */
+        size_t argv_len;
+        bool argv_truncated;
+        const char *cwd;      /* NULL: the home directory */
+        uint64_t memory_peak; /* the sandbox's, from its cgroup (0: unknown) */
+} job_exit_info;
+
+/* Told of every job's exit, whoever owns the job (foreground, background,
+ * a run): after its sinks, before its owner's finished callback. Must not
+ * block (the loop). At most JOB_OBSERVERS at once, process-wide. */
+#define JOB_OBSERVERS 4
+typedef void (*job_exit_fn)(const job_exit_info *info, const job_result *res, void *userdata);
+int job_observe_exits(job_exit_fn fn, void *userdata);
+void job_unobserve_exits(job_exit_fn fn, void *userdata);
 
 /* Told once, after every sink has had its exit event: the owner (the
  * session) accounts for it and frees the job. */

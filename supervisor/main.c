@@ -27,6 +27,7 @@
 #include "seccomp-cache.h"
 #include "server.h"
 #include "session.h"
+#include "tenant.h"
 
 /* Where the daemon's cgroups live on a v2 host (cgroup-scope.h): decided
  * once at start, undone at exit. */
@@ -531,6 +532,10 @@ static int serve(server *srv) {
         r = setup_runtime(srv);
         if (r < 0)
                 return r;
+        /* after the factory's workers were forked: it starts a thread */
+        r = tenants_start(srv);
+        if (r < 0)
+                return r;
         srv->routes = api_routes;
         srv->n_routes = api_n_routes;
         r = server_listen(srv);
@@ -554,6 +559,8 @@ static int serve(server *srv) {
 
 static void server_done(server *srv) {
         server_end_sandboxes(srv, "exit");
+        /* after the last command: its record is written */
+        tenants_stop(srv);
         e2b_stop(srv);
         /* after every session let go of its link */
         egress_free(srv->egress);

@@ -43,6 +43,8 @@ struct pool_waiter {
         bool fork;                /* own is a fork's: never made again without its files */
         pool_acquired_fn cb;
         void *userdata;
+        uint32_t owner;
+        bool has_owner;
 };
 
 /* Pools that share one cap (the default pool and the templates' pools):
@@ -71,6 +73,8 @@ struct pool {
         sd_event_source *refill_src, *backoff_timer, *idle_timer;
         pool_capacity_fn capacity_cb;
         void *userdata;
+        pool_over_share_fn over_share;
+        void *over_share_userdata;
         pool_stats st;
         char last_error[256];
 };
@@ -189,6 +193,25 @@ static void waiter_unlink(pool_waiter *w) {
                 p->waiters_tail = w->prev;
         w->prev = w->next = NULL;
         p->n_waiters--;
+}
+
+void pool_set_fair_share(pool *p, pool_over_share_fn over_share, void *userdata) {
+        p->over_share = over_share;
+        p->over_share_userdata = userdata;
+}
+
+void pool_waiter_set_owner(pool_waiter *w, uint32_t owner) {
+        w->owner = owner;
+        w->has_owner = true;
+}
+
+/* The waiter a shared sandbox goes to: the oldest under its share. */
+static pool_waiter *waiter_next(pool *p) {
+        if (p->over_share)
+                for (pool_waiter *w = p->waiters_head; w; w = w->next)
+                        if (!w->has_owner || !p->over_share(w->owner, p->over_share_userdata))
+                                return w;
+        return p->waiters_head;
 }
 
 void pool_cancel(pool_waiter *w) {
@@ -332,7 +355,7 @@ static void box_pool_ready(box *b, int error, const char *message, void *userdat
         p->st.created++;
         p->failures = 0;
         if (!w && e->generation == p->generation && limits_equal(box_limits(b), &p->env.limits))
-                w = p->waiters_head;
+                w = waiter_next(p);
         if (w) {
                 schedule_refill(p);
                 waiter_serve(w, e); /* last: the callback may release it */

@@ -105,6 +105,13 @@ void pool_cancel(pool_waiter *w);
  * session at once. */
 void pool_release(pool *p, pool_sandbox *ps);
 
+/* Fair shares among waiters: a waiter may name its owner (a client uid);
+ * with over_share set, a sandbox that becomes ready goes to the oldest
+ * waiter whose owner is not over its share, else to the oldest. */
+typedef bool (*pool_over_share_fn)(uint32_t owner, void *userdata);
+void pool_set_fair_share(pool *p, pool_over_share_fn over_share, void *userdata);
+void pool_waiter_set_owner(pool_waiter *w, uint32_t owner);
+
 void pool_get_stats(pool *p, pool_stats *ret);
 /* Figures in the systemd STATUS line and logs: "pool 8/10 warm, 2 in use, ..." */
 void pool_describe(pool *p, char *buf, size_t size);

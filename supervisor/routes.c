@@ -6,6 +6,7 @@
 #include "api-files.h"
 #include "api-health.h"
 #include "api-sessions.h"
+#include "api-tenants.h"
 #include "api-templates.h"
 #include "routes.h"
 
@@ -32,6 +33,8 @@ const route api_routes[] = {
         { "DELETE", "/v1/sessions/*/files", api_files_delete, BODY_NONE, true },
         { "POST", "/v1/run", api_run, BODY_JSON, false },
         { "GET", "/v1/config", api_config, BODY_NONE, false },
+        { "GET", "/v1/executions", api_executions, BODY_NONE, false },
+        { "GET", "/v1/usage", api_usage, BODY_NONE, false },
         { "POST", "/v1/templates", api_templates_create, BODY_JSON, false },
         { "GET", "/v1/templates", api_templates_list, BODY_NONE, false },
         { "GET", "/v1/templates/*", api_template_get, BODY_NONE, false },

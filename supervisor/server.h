@@ -48,6 +48,12 @@ typedef struct server_metrics {
         uint64_t header_deadline_closes;
         uint64_t no_capacity;
         uint64_t capacity_waits;
+        /* keyed sessions (keyed.c) and the ends of sessions */
+        uint64_t keyed_hits, keyed_misses, keyed_evictions;
+        uint64_t sessions_accounted;    /* ended, not one-shot */
+        uint64_t sessions_lifetime_usec; /* of those, summed */
+        uint64_t sessions_commands;      /* of those, summed */
+        uint64_t quota_refusals;         /* 429 quota_exceeded (tenant.h) */
         uint64_t background_started; /* background commands (api-commands.c) */
 } server_metrics;
 
@@ -99,6 +105,11 @@ struct server {
         usec_t shutdown_started;
         sd_event_source *drain_timer;
         int exit_code;
+
+        /* tenants: execution records (records.h), tiers, usage, fair
+         * shares (tenant.h) */
+        struct records *records;   /* NULL: records off */
+        struct tenants *tenants;
 
         server_metrics metrics;
         json_t *image;             /* what /v1/health says of the image (its manifest) */

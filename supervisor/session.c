@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "keyed.h"
 #include "log.h"
 #include "notify.h"
 #include "session.h"
@@ -168,7 +169,8 @@ static void session_job_finished(job *j, const job_result *res, void *userdata) 
                 session_end_later(s, "run finished");
 }
 
-int session_exec(session *s, const job_spec *spec, job **ret, sp_error *err) {
+int session_exec(session *s, const job_spec *spec_in, job **ret, sp_error *err) {
+        job_spec spec = *spec_in;
         job *j;
         int r;
 
@@ -182,10 +184,12 @@ int session_exec(session *s, const job_spec *spec, job **ret, sp_error *err) {
                 s->jobs = n;
                 s->cap_jobs = cap;
         }
-        r = job_start(s->srv->event, s->sb, s->oneshot ? NULL : s->id, spec, session_job_finished, s, &j, err);
+        spec.origin = (job_origin){.session_id = s->id, .key = s->key, .uid = s->owner, .oneshot = s->oneshot};
+        r = job_start(s->srv->event, s->sb, s->oneshot ? NULL : s->id, &spec, session_job_finished, s, &j, err);
         if (r < 0)
                 return r;
         s->jobs[s->n_jobs++] = j;
+        s->n_commands++;
         s->srv->metrics.execs_started++;
         session_rearm_timer(s);
         *ret = j;
@@ -392,6 +396,8 @@ int session_new(server *srv, uid_t owner, const session_params *p, bool oneshot,
                 free(s);
                 return r;
         }
+        if (s->waiter)
+                pool_waiter_set_owner(s->waiter, owner); /* fair shares */
         srv->n_starting++;
         s->next = srv->sessions;
         if (srv->sessions)
@@ -507,12 +513,14 @@ void session_destroy(session *s, const char *reason) {
         srv->metrics.sessions_ended++;
         if (!s->oneshot)
                 remember_end(s);
+        keyed_session_ended(s);
         log_session(LOG_INFO, s->id, "ended (%s%s%s), sandbox %s killed in %.2f ms", reason, s->died ? ": " : "",
                     s->died ? s->died_cause : "", s->sandbox_name[0] ? s->sandbox_name : "(none)",
                     (now_mono() - t0) / 1000.0);
         json_decref(s->env);
         json_decref(s->labels);
         netpolicy_done(&s->network);
+        free(s->key);
         free(s->jobs);
         free(s);
         notify_status(srv);
@@ -574,6 +582,8 @@ json_t *session_to_json(session *s, bool with_usage) {
                 if (s->net)
                         json_object_set_new(j, "network_usage", egress_link_to_json(s->net, with_usage));
         }
+        if (j && s->key)
+                json_object_set_new(j, "key", json_string(s->key));
         if (j && s->tmpl)
                 json_object_set_new(j, "template", json_string(template_name(s->tmpl)));
         if (j)

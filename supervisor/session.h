@@ -29,6 +29,8 @@ struct session {
         char id[33];          /* 128 random bits, hex */
         uid_t owner;
         bool oneshot;         /* POST /v1/run: not listed, ends with its command */
+        char *key;            /* a keyed session's key (keyed.h), or NULL */
+        uint64_t n_commands;  /* started in it */
         session_state state;
 
         struct template *tmpl; /* what its sandbox was made from; NULL: the image */

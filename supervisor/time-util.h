@@ -12,3 +12,12 @@ typedef uint64_t usec_t;
 
 usec_t now_mono(void);
 usec_t now_real(void);
+
+/* The wall clock of quotas and execution records, in ms since the epoch:
+ * now_real(), unless the configuration injects another for tests
+ * ([tenants] clock_file: a file holding the current time in seconds since
+ * the epoch, read at each call, so that a test moves time forward by
+ * rewriting it). Set once at start-up, before any thread runs; readable
+ * from any thread. */
+void wall_clock_use_file(const char *path); /* NULL or "": the real clock */
+int64_t wall_clock_ms(void);

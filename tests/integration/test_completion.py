@@ -50,7 +50,7 @@ def test_subcommands_are_the_help_s_commands():
 
 
 @pytest.mark.parametrize("cmd", ["status", "pool", "sessions", "session", "exec", "cp", "commands", "logs",
-                                 "shell", "kill", "top", "config", "mcp"])
+                                 "shell", "kill", "top", "config", "mcp", "history", "usage"])
 def test_options_match_help(cmd):
     want = help_options(CTL, cmd)
     got = set(complete(CTL_COMP, "sandpoolctl %s --" % cmd))

@@ -115,11 +115,18 @@ static void test_defaults(void **state) {
         assert_int_equal(c->session_timeout_ms, 15 * 60 * 1000);
         assert_int_equal(c->session_idle_timeout_ms, 5 * 60 * 1000);
         assert_int_equal(c->max_sessions_per_uid, 0);
+        assert_int_equal(c->max_keyed_sessions_per_uid, 16);
+        assert_int_equal(c->max_keyed_sessions, 0);
+        assert_true(c->records_enabled);
+        assert_int_equal(c->records_retention_days, 30);
+        assert_int_equal(c->records_max_rows, 1000000);
+        assert_int_equal(c->records_flush_interval_ms, 100);
+
         assert_int_equal(c->template_max_size, 1 << 30);
         assert_int_equal(c->n_templates, 0);
 
         sp_config_visit(&s, collect, &l);
-        assert_int_equal(l.n, 42);
+        assert_int_equal(l.n, 48);
         for (size_t i = 0; i < l.n; i++) {
                 assert_int_equal(l.rows[i].source, SP_SOURCE_DEFAULT);
                 assert_string_equal(l.rows[i].where, "");
@@ -321,6 +328,67 @@ static void test_file_errors(void **state) {
                                  expect);
                 assert_int_equal(err.code, r);
                 assert_null(s.origins); /* nothing half-filled on failure */
+        }
+}
+
+/* [tier.NAME] and [tenants]: values, the order of the mappings, the
+ * default tier, errors with file and line, and --print-config's text
+ * loading back to the same tiers. */
+static char *print_to_string(const sp_config_set *s);
+
+static void test_tenants(void **state) {
+        _cleanup_(sp_config_set_done) sp_config_set s = {}, back = {};
+        _cleanup_free_ char *out = NULL;
+        sp_error err = {};
+        char path[64], msg[256];
+        static const char text[] =
+                "[tier.free]\nconcurrent_sessions = 2\ncommands_per_day = 10\nmemory_limit = 64M\n"
+                "command_timeout = 5s\n"
+                "[tier.pro]\nshare = 4\ncpu_seconds_per_day = 3600\n"
+                "[tenants]\ndefault_tier = free\nuid.1000 = pro\ngid.2000 = pro\nuid.1001 = default\n";
+
+        assert_int_equal(load_text(&s, text, no_env, &err, NULL, 0), 0);
+        const tenant_config *tc = &s.tenants;
+        assert_int_equal(tc->n_tiers, 2);
+        const tenant_tier *free_t = tenant_config_tier_of(tc, 5, 5), *pro = tenant_config_tier_of(tc, 1000, 5);
+        assert_string_equal(free_t->name, "free");
+        assert_int_equal(free_t->concurrent_sessions, 2);
+        assert_int_equal(free_t->commands_per_day, 10);
+        assert_int_equal(free_t->memory_limit, 64 << 20);
+        assert_int_equal(free_t->command_timeout_ms, 5000);
+        assert_int_equal(free_t->share, 1);
+        assert_string_equal(pro->name, "pro");
+        assert_int_equal(pro->share, 4);
+        assert_int_equal(pro->cpu_seconds_per_day, 3600);
+        /* by primary gid; the uid mapping wins over it; the built-in unlimited tier */
+        assert_string_equal(tenant_config_tier_of(tc, 7, 2000)->name, "pro");
+        assert_string_equal(tenant_config_tier_of(tc, 1001, 2000)->name, "default");
+        assert_int_equal(tenant_config_tier_of(tc, 1001, 2000)->concurrent_sessions, 0);
+        out = print_to_string(&s);
+        if (load_text(&back, out, no_env, &err, NULL, 0) != 0)
+                fail_msg("printed tenants do not load: %s\n%s", err.message, out);
+        assert_int_equal(back.tenants.n_tiers, 2);
+        assert_int_equal(tenant_config_tier_of(&back.tenants, 1000, 0)->share, 4);
+        assert_int_equal(tenant_config_tier_of(&back.tenants, 5, 5)->command_timeout_ms, 5000);
+
+        static const struct {
+                const char *text, *message;
+        } bad[] = {
+                {"[tenants]\ndefault_tier = gold\n", "@:2: [tenants] default_tier: unknown tier 'gold'"},
+                {"[tier.a]\nshare = 1\n[tenants]\nuid.5 = b\n", "@:4: [tenants] mapping to an unknown tier 'b'"},
+                {"[tenants]\nuid.x5 = default\n", "@:2: [tenants] uid.x5: malformed mapping (uid.NUMBER)"},
+                {"[tenants]\nuid.5 = default\nuid.5 = default\n",
+                 "@:3: [tenants] uid.5: duplicate mapping (also @:2)"},
+                {"[tier.a]\nshare = 0\n", "@:2: [tier.a] share: from 1 to 1000"},
+                {"[tier.a]\nmemory_limit = 1M\n", "@:2: [tier.a] memory_limit: at least 8M (or 0)"},
+                {"[tier.A]\nshare = 1\n", "@:1: unknown section [tier.A]"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(sp_config_set_done) sp_config_set b = {};
+                assert_true(load_text(&b, bad[i].text, no_env, &err, path, sizeof(path)) < 0);
+                replace_at(bad[i].message, path, msg, sizeof(msg));
+                if (!streq(err.message, msg))
+                        fail_msg("case %zu: got '%s', expected '%s'", i, err.message, msg);
         }
 }
 
@@ -917,6 +985,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_file),
                 cmocka_unit_test(test_file_errors),
                 cmocka_unit_test(test_cpu_limit_machine),
+                cmocka_unit_test(test_tenants),
                 cmocka_unit_test(test_long_line),
                 cmocka_unit_test(test_env_overrides_file),
                 cmocka_unit_test(test_env_errors),

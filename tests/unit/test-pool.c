@@ -274,6 +274,51 @@ static void test_waiters_get_the_next_ready_one_in_order(void **state) {
         pool_free(p);
 }
 
+/* The fair share's answer for each owner: 1 is over its share. */
+static bool owner_over_share(uint32_t owner, void *userdata) {
+        return owner == 1;
+}
+
+static void test_a_waiter_under_its_share_is_served_before_older_ones_over_it(void **state) {
+        pool *p = make_pool(0, 0, 3);
+        answer a1 = {}, a2 = {}, b = {}, anon = {};
+        pool_sandbox *ps;
+        pool_waiter *w;
+        sp_error err = {};
+
+        pool_set_fair_share(p, owner_over_share, NULL);
+        /* owner 1 (over its share) waits twice, then owner 2 (under it) */
+        assert_int_equal(pool_acquire(p, &defaults, on_acquired, &a1, &ps, &w, &err), 0);
+        pool_waiter_set_owner(w, 1);
+        assert_int_equal(pool_acquire(p, &defaults, on_acquired, &a2, &ps, &w, &err), 0);
+        pool_waiter_set_owner(w, 1);
+        assert_int_equal(pool_acquire(p, &defaults, on_acquired, &b, &ps, &w, &err), 0);
+        pool_waiter_set_owner(w, 2);
+        settle();
+        assert_int_equal(count(BOX_STARTING), 3);
+        /* the first ready sandbox is owner 2's, though it waited last */
+        fake_ready(boxes, 0);
+        assert_int_equal(b.calls, 1);
+        assert_int_equal(b.error, 0);
+        assert_int_equal(a1.calls + a2.calls, 0);
+        /* then, everyone over its share, the oldest */
+        fake_ready(boxes->next, 0);
+        assert_int_equal(a1.calls, 1);
+        assert_int_equal(a2.calls, 0);
+        fake_ready(boxes->next->next, 0);
+        assert_int_equal(a2.calls, 1);
+        /* a waiter that names no owner is never held back */
+        pool_release(p, b.ps);
+        fake_reap_all();
+        settle();
+        assert_int_equal(pool_acquire(p, &defaults, on_acquired, &anon, &ps, &w, &err), 0);
+        settle();
+        fake_ready_all();
+        assert_int_equal(anon.calls, 1);
+        assert_int_equal(anon.error, 0);
+        pool_free(p);
+}
+
 static void test_the_cap_counts_every_state(void **state) {
         pool *p = make_pool(2, 0, 3);
         answer a = {};
@@ -535,6 +580,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_fills_to_its_size_and_hands_out_warm, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_waiters_get_the_next_ready_one_in_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_the_cap_counts_every_state, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_waiter_under_its_share_is_served_before_older_ones_over_it,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lowered_limits_use_a_warm_one_others_get_their_own, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_a_cancelled_waiter_is_never_called, setup, teardown),
