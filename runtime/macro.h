@@ -110,9 +110,10 @@ static inline int streq_ptr(const char *a, const char *b) {
 
 /* Bounded error text that crosses API boundaries: the library never
  * prints; it fills one of these and the caller logs it once. */
+#define SP_ERROR_MESSAGE_SIZE 256
 typedef struct sp_error {
-        int code;          /* negative errno */
-        char message[256]; /* human text, already includes context */
+        int code;                             /* negative errno */
+        char message[SP_ERROR_MESSAGE_SIZE]; /* human text, already includes context */
 } sp_error;
 
 _printf_(3, 4) int sp_error_set(sp_error *e, int code, const char *fmt, ...);

@@ -26,12 +26,6 @@ static const char *const stream_names[2] = {"stdout", "stderr"};
 
 /* ---- helpers ------------------------------------------------------------------- */
 
-static command_set *session_commands(session *s) {
-        if (!s->commands)
-                s->commands = command_set_new(s->srv->config.cfg.max_commands, s->srv->config.cfg.command_buffer_total);
-        return s->commands;
-}
-
 /* The command named by the segment after /commands/ in the URL, or NULL
  * after replying 404. */
 static command *command_from_url(request *r) {
@@ -152,7 +146,7 @@ void api_commands_create(request *r) {
                 return reply_quota_exceeded(r, &q);
         }
         p.timeout_ms = tenant_cap_timeout(r->srv, r->cl->uid, r->cl->gid, p.timeout_ms);
-        set = session_commands(s);
+        set = session_command_set(s);
         if (!set) {
                 exec_params_done(&p);
                 return reply_error(r, 500, "internal", "out of memory");

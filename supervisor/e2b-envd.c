@@ -372,14 +372,6 @@ static void stream_start(e2b_req *q, command *c, const uint64_t off[2]) {
 
 /* ---- the process service ------------------------------------------------------------ */
 
-/* The same set api-commands.c makes for a session's first background
- * command, with the same bounds: an E2B process is one of them. */
-static command_set *session_commands(session *s) {
-        if (!s->commands)
-                s->commands = command_set_new(s->srv->config.cfg.max_commands, s->srv->config.cfg.command_buffer_total);
-        return s->commands;
-}
-
 /* The exec body sandpool's own API takes, from E2B's ProcessConfig. */
 static json_t *exec_body(json_t *proc) {
         json_t *cmd = json_object_get(proc, "cmd"), *args = json_object_get(proc, "args");
@@ -391,8 +383,9 @@ static json_t *exec_body(json_t *proc) {
                 json_decref(argv);
                 return NULL;
         }
-        json_array_foreach(args, i, v)
+        json_array_foreach(args, i, v) {
                 json_array_append(argv, v);
+        }
         json_t *b = json_pack("{s:o,s:b}", "argv", argv, "background", true);
         if (b && json_is_object(envs) && json_object_size(envs) > 0)
                 json_object_set(b, "env", envs);
@@ -428,7 +421,7 @@ static void process_start(e2b_req *q, session *s, json_t *msg) {
                 exec_params_done(&p);
                 return e2b_reply_connect_error(q, "invalid_argument", "%s", err.message);
         }
-        set = session_commands(s);
+        set = session_command_set(s);
         if (!set || command_set_reserve(set) < 0) {
                 exec_params_done(&p);
                 return e2b_reply_connect_error(q, "resource_exhausted", "the sandbox has %u processes running",

@@ -204,7 +204,7 @@ static int parse_ports(json_t *a, uint16_t *ports, unsigned *n, const char *fiel
         if (!json_is_array(a) || json_array_size(a) == 0)
                 return snprintf(why, len, "%s: a non-empty array of port numbers", field), -EINVAL;
         if (json_array_size(a) > NETPOLICY_MAX_PORTS)
-                return snprintf(why, len, "%s: at most %u", field, NETPOLICY_MAX_PORTS), -EINVAL;
+                return snprintf(why, len, "%s: at most %d", field, NETPOLICY_MAX_PORTS), -EINVAL;
         json_array_foreach(a, i, v) {
                 if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
                         return snprintf(why, len, "%s[%zu]: a port number 1-65535", field, i), -EINVAL;

@@ -169,6 +169,12 @@ static void session_job_finished(job *j, const job_result *res, void *userdata) 
                 session_end_later(s, "run finished");
 }
 
+command_set *session_command_set(session *s) {
+        if (!s->commands)
+                s->commands = command_set_new(s->srv->config.cfg.max_commands, s->srv->config.cfg.command_buffer_total);
+        return s->commands;
+}
+
 int session_exec(session *s, const job_spec *spec_in, job **ret, sp_error *err) {
         job_spec spec = *spec_in;
         job *j;

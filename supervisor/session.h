@@ -106,4 +106,8 @@ int session_exec(session *s, const job_spec *spec, job **ret, sp_error *err);
 /* The session's JSON (GET /v1/sessions/{id}, list, create); with_usage
  * reads the cgroup. */
 json_t *session_to_json(session *s, bool with_usage);
+/* The session's background commands (made at the first one, with the
+ * configured bounds; NULL when out of memory): sandpool's own API and the
+ * E2B listener's processes are the same set. */
+command_set *session_command_set(session *s);
 void session_rearm_timer(session *s);
