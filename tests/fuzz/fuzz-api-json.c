@@ -66,7 +66,12 @@ static void check_exec(server *srv, json_t *body) {
         }
         if (!p.argv || !p.argv[0] || !p.argv[0][0] || !p.envp)
                 abort();
-        if (p.timeout_ms == 0 || p.timeout_ms > cfg->command_timeout_ms || p.max_output > cfg->max_output)
+        /* A foreground command always has a timeout within the cap; a
+         * background one none unless it asks, and a ring of command_buffer. */
+        if (!p.background && (p.timeout_ms == 0 || p.timeout_ms > cfg->command_timeout_ms ||
+                              p.max_output > cfg->max_output))
+                abort();
+        if (p.background && p.max_output > cfg->command_buffer)
                 abort();
         if (p.cwd && p.cwd[0] != '/')
                 abort();
