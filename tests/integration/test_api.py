@@ -264,7 +264,10 @@ def test_exec_concurrent_in_one_session(daemon, sid):
 def test_background_process_survives(daemon, sid):
     r = ok_exec(daemon, sid, {"shell": "sleep 1000 > /dev/null 2>&1 & echo $!"})
     pid = int(r["stdout"])
-    r = ok_exec(daemon, sid, {"shell": "ps -o comm | grep -c '^sleep'"})
+    # the child may not have exec'd sleep yet when the first command returns:
+    # wait for it (up to 5 s), then count
+    r = ok_exec(daemon, sid, {"shell": "for i in $(seq 100); do [ \"$(ps -o comm | grep -c '^sleep')\" = 1 ] && break;"
+                                       " sleep 0.05; done; ps -o comm | grep -c '^sleep'"})
     assert r["stdout"].strip() == "1"
     assert ok_exec(daemon, sid, {"shell": "kill %d" % pid})["exit_code"] == 0
 
