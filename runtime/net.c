@@ -7,30 +7,7 @@
 
 #include "macro.h"
 #include "net.h"
-
-static void nl_socket_freep(struct nl_sock **s) {
-        if (*s)
-                nl_socket_free(*s);
-}
-static void rtnl_link_putp(struct rtnl_link **l) {
-        if (*l)
-                rtnl_link_put(*l);
-}
-
-/* libnl's own error codes are not errnos. */
-static int nl_to_errno(int nlerr) {
-        switch (-nlerr) {
-        case NLE_NOMEM:
-                return -ENOMEM;
-        case NLE_PERM:
-                return -EPERM;
-        case NLE_OBJ_NOTFOUND:
-        case NLE_NODEV:
-                return -ENODEV;
-        default:
-                return -EIO;
-        }
-}
+#include "nl-util.h"
 
 int sp_net_loopback_up(void) {
         struct nl_sock *sk _cleanup_(nl_socket_freep) = nl_socket_alloc();

@@ -16,64 +16,8 @@
 #include <string.h>
 
 #include "macro.h"
+#include "nl-util.h"
 #include "veth.h"
-
-static void nl_socket_freep(struct nl_sock **s) {
-        if (*s)
-                nl_socket_free(*s);
-}
-static void rtnl_link_putp(struct rtnl_link **l) {
-        if (*l)
-                rtnl_link_put(*l);
-}
-static void rtnl_addr_putp(struct rtnl_addr **a) {
-        if (*a)
-                rtnl_addr_put(*a);
-}
-static void rtnl_route_putp(struct rtnl_route **r) {
-        if (*r)
-                rtnl_route_put(*r);
-}
-static void rtnl_qdisc_putp(struct rtnl_qdisc **q) {
-        if (*q)
-                rtnl_qdisc_put(*q);
-}
-static void nl_addr_putp(struct nl_addr **a) {
-        if (*a)
-                nl_addr_put(*a);
-}
-static void nl_cache_freep(struct nl_cache **c) {
-        if (*c)
-                nl_cache_free(*c);
-}
-
-/* libnl's own error codes are not errnos. */
-static int nl_to_errno(int nlerr) {
-        switch (-nlerr) {
-        case NLE_NOMEM:
-                return -ENOMEM;
-        case NLE_PERM:
-                return -EPERM;
-        case NLE_EXIST:
-                return -EEXIST;
-        case NLE_OBJ_NOTFOUND:
-        case NLE_NODEV:
-                return -ENODEV;
-        case NLE_INVAL:
-        case NLE_MSGTYPE_NOSUPPORT:
-                return -EINVAL;
-        case NLE_BUSY:
-                return -EBUSY;
-        case NLE_RANGE:
-                return -ERANGE;
-        case NLE_NOADDR:
-                return -EADDRNOTAVAIL;
-        case NLE_OPNOTSUPP:
-                return -EOPNOTSUPP;
-        default:
-                return -EIO;
-        }
-}
 
 static int rtnl_connect(struct nl_sock **ret) {
         struct nl_sock *sk = nl_socket_alloc();
