@@ -22,10 +22,10 @@
 
 #include "api-files.h"
 #include "log.h"
+#include "sandbox-fs.h"
 #include "session.h"
 #include "util.h"
 
-#define RESOLVE_SANDBOX (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
 #define LIST_MAX 10000
 
 typedef struct file_put file_put;
@@ -40,52 +40,6 @@ struct file_put {
         int error;     /* first write error */
         bool committed;
 };
-
-/* Switch the filesystem ids to the sandbox user and back. fsuid != 0
- * also drops CAP_DAC_OVERRIDE & co. from the effective set; switching back
- * to 0 restores them. */
-typedef struct fs_ids {
-        uid_t uid;
-} fs_ids;
-
-static fs_ids as_sandbox_user(session *s) {
-        uid_t u = sp_sandbox_id_base(s->sb) + SP_SANDBOX_UID;
-        gid_t g = sp_sandbox_id_base(s->sb) + SP_SANDBOX_GID;
-        (void) setfsgid(g);
-        (void) setfsuid(u);
-        return (fs_ids) { u };
-}
-
-static void as_daemon(fs_ids *ids) {
-        (void) setfsuid(0);
-        (void) setfsgid(0);
-}
-
-#define AS_SANDBOX_USER(s) _cleanup_(as_daemon) _unused_ fs_ids _fsids_ = as_sandbox_user(s)
-
-static int open_in_root(session *s, const char *path, uint64_t flags, int *ret) {
-        struct open_how how = {
-                .flags = flags | O_CLOEXEC,
-                .resolve = RESOLVE_SANDBOX,
-        };
-        int root = sp_sandbox_root_fd(s->sb), fd;
-
-        if (root < 0)
-                return root;
-        /* With RESOLVE_IN_ROOT the kernel answers EAGAIN when any mount or
-         * rename on the host (the pool's own refills, say) raced with a
-         * ".." in the path: it cannot prove the walk stayed inside. Try
-         * again; a path that keeps racing fails closed. */
-        for (unsigned tries = 0;; tries++) {
-                fd = syscall(SYS_openat2, root, path, &how, sizeof(how));
-                if (fd >= 0 || errno != EAGAIN || tries >= 32)
-                        break;
-        }
-        if (fd < 0)
-                return -errno;
-        *ret = fd;
-        return 0;
-}
 
 /* Reopen an O_PATH fd for I/O: the same inode, whatever was renamed in
  * between. The magic link is the daemon's own /proc, not the sandbox's. */
@@ -170,7 +124,7 @@ static int open_parent(request *r, session *s, const char *path, int *ret_dir, c
         *slash = 0;
         {
                 AS_SANDBOX_USER(s);
-                k = open_in_root(s, *copy ? copy : "/", O_PATH | O_DIRECTORY, ret_dir);
+                k = sandbox_fs_open(s, *copy ? copy : "/", O_PATH | O_DIRECTORY, ret_dir);
         }
         if (k < 0)
                 return k;
@@ -238,7 +192,7 @@ void api_files_get(request *r) {
                 return;
         {
                 AS_SANDBOX_USER(r->session);
-                k = open_in_root(r->session, path, O_PATH, &pfd);
+                k = sandbox_fs_open(r->session, path, O_PATH, &pfd);
         }
         if (k < 0)
                 return reply_errno(r, k, "read", path);

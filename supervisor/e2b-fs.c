@@ -19,38 +19,12 @@
 #include "e2b-envd.h"
 #include "e2b-fs.h"
 #include "log.h"
+#include "sandbox-fs.h"
 #include "util.h"
 
-#define RESOLVE_SANDBOX (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)
 #define HOME "/home/sandbox"
 #define LIST_MAX 10000
 #define DEPTH_MAX 32
-
-/* The fs ids of the sandbox user for a scope; scopes nest (the daemon is
- * single-threaded), and only the outermost switches back. fsuid != 0
- * drops CAP_DAC_OVERRIDE & co. from the effective set too. */
-typedef struct fs_ids {
-        bool on;
-} fs_ids;
-
-static unsigned fs_user_depth;
-
-static fs_ids as_user(session *s) {
-        if (fs_user_depth++ == 0) {
-                (void) setfsgid(sp_sandbox_id_base(s->sb) + SP_SANDBOX_GID);
-                (void) setfsuid(sp_sandbox_id_base(s->sb) + SP_SANDBOX_UID);
-        }
-        return (fs_ids) { true };
-}
-
-static void as_daemon(fs_ids *ids) {
-        if (--fs_user_depth == 0) {
-                (void) setfsuid(0);
-                (void) setfsgid(0);
-        }
-}
-
-#define AS_USER(s) _cleanup_(as_daemon) _unused_ fs_ids _fsids_ = as_user(s)
 
 /* An absolute path inside the sandbox: relative ones are in the home. */
 static char *abs_path(const char *p) {
@@ -63,24 +37,6 @@ static char *abs_path(const char *p) {
         if (asprintf(&r, HOME "/%s", p) < 0)
                 return NULL;
         return r;
-}
-
-static int open_in_root(session *s, const char *path, uint64_t flags, int *ret) {
-        struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = RESOLVE_SANDBOX };
-        int root = sp_sandbox_root_fd(s->sb), fd;
-
-        if (root < 0)
-                return root;
-        /* EAGAIN: a mount or rename elsewhere raced with a ".."; try again */
-        for (unsigned tries = 0;; tries++) {
-                fd = (int) syscall(SYS_openat2, root, path, &how, sizeof(how));
-                if (fd >= 0 || errno != EAGAIN || tries >= 32)
-                        break;
-        }
-        if (fd < 0)
-                return -errno;
-        *ret = fd;
-        return 0;
 }
 
 /* The parent of path, resolved (O_PATH), and its last component. With
@@ -101,7 +57,7 @@ static int open_parent(session *s, const char *path, bool make, int *ret_dir, ch
         if (!*name || streq(name, ".") || streq(name, ".."))
                 return -EINVAL;
         *slash = 0;
-        AS_USER(s);
+        AS_SANDBOX_USER(s);
         if (make) {
                 /* each prefix in turn: made if missing, then resolved again */
                 for (char *p = copy + 1;; p++) {
@@ -110,11 +66,11 @@ static int open_parent(session *s, const char *path, bool make, int *ret_dir, ch
                         char c = *p;
                         *p = 0;
                         _cleanup_close_ int d = -EBADF;
-                        if (*copy && open_in_root(s, copy, O_PATH | O_DIRECTORY, &d) == -ENOENT) {
+                        if (*copy && sandbox_fs_open(s, copy, O_PATH | O_DIRECTORY, &d) == -ENOENT) {
                                 char *ls = strrchr(copy, '/');
                                 _cleanup_close_ int pd = -EBADF;
                                 *ls = 0;
-                                k = open_in_root(s, *copy ? copy : "/", O_PATH | O_DIRECTORY, &pd);
+                                k = sandbox_fs_open(s, *copy ? copy : "/", O_PATH | O_DIRECTORY, &pd);
                                 *ls = '/';
                                 if (k < 0)
                                         return k;
@@ -126,7 +82,7 @@ static int open_parent(session *s, const char *path, bool make, int *ret_dir, ch
                                 break;
                 }
         }
-        k = open_in_root(s, *copy ? copy : "/", O_PATH | O_DIRECTORY, ret_dir);
+        k = sandbox_fs_open(s, *copy ? copy : "/", O_PATH | O_DIRECTORY, ret_dir);
         if (k < 0)
                 return k;
         *ret_name = strdup(name);
@@ -209,8 +165,8 @@ void e2b_fs_read(e2b_req *q, session *s) {
         if (!path)
                 return e2b_reply_error(q, 500, "out of memory");
         {
-                AS_USER(s);
-                k = open_in_root(s, path, O_PATH, &pfd);
+                AS_SANDBOX_USER(s);
+                k = sandbox_fs_open(s, path, O_PATH, &pfd);
         }
         if (k < 0)
                 return reply_fs_errno(q, k, "read", path);
@@ -220,7 +176,7 @@ void e2b_fs_read(e2b_req *q, session *s) {
                 return e2b_reply_error(q, 400, "%s is not a regular file", path);
         {
                 char p[64];
-                AS_USER(s);
+                AS_SANDBOX_USER(s);
                 snprintf(p, sizeof(p), "/proc/self/fd/%d", pfd);
                 fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         }
@@ -278,7 +234,7 @@ static int write_open(fs_write *w, const char *filename) {
                 return -ENOMEM;
         k = open_parent(w->s, path, true, &dfd, &name);
         if (k >= 0) {
-                AS_USER(w->s);
+                AS_SANDBOX_USER(w->s);
                 w->fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
                 k = w->fd < 0 ? -errno : 0;
         }
@@ -374,7 +330,7 @@ void e2b_fs_write_end(e2b_req *q, session *s) {
 
 /* dir_fd (O_PATH) reopened to read, as the user. */
 static DIR *open_dir(session *s, int dir_fd, const char *name) {
-        AS_USER(s);
+        AS_SANDBOX_USER(s);
         int fd = openat(dir_fd, *name ? name : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
         if (fd >= 0 && !d)
@@ -408,7 +364,7 @@ static int list_into(session *s, int dir_fd, const char *path, unsigned depth, j
 }
 
 static int remove_tree(session *s, int dir_fd, const char *name, unsigned depth) {
-        AS_USER(s);
+        AS_SANDBOX_USER(s);
         if (unlinkat(dir_fd, name, 0) == 0)
                 return 0;
         if (errno != EISDIR && errno != EPERM)
@@ -435,8 +391,8 @@ static void fs_stat(e2b_req *q, session *s, const char *path) {
         int k;
 
         {
-                AS_USER(s);
-                k = open_in_root(s, path, O_PATH | O_NOFOLLOW, &fd);
+                AS_SANDBOX_USER(s);
+                k = sandbox_fs_open(s, path, O_PATH | O_NOFOLLOW, &fd);
         }
         if (k < 0)
                 return reply_fs_errno(q, k, "stat", path);
@@ -453,8 +409,8 @@ static void fs_list(e2b_req *q, session *s, const char *path, json_t *msg) {
         int k;
 
         {
-                AS_USER(s);
-                k = open_in_root(s, path, O_PATH | O_DIRECTORY, &fd);
+                AS_SANDBOX_USER(s);
+                k = sandbox_fs_open(s, path, O_PATH | O_DIRECTORY, &fd);
         }
         if (k >= 0)
                 k = list_into(s, fd, path, depth, out);
@@ -471,7 +427,7 @@ static void fs_make_dir(e2b_req *q, session *s, const char *path) {
         int k = open_parent(s, path, true, &dfd, &name);
 
         if (k >= 0) {
-                AS_USER(s);
+                AS_SANDBOX_USER(s);
                 k = mkdirat(dfd, name, 0755) < 0 ? -errno : 0;
         }
         if (k == -EEXIST)
@@ -506,7 +462,7 @@ static void fs_move(e2b_req *q, session *s, json_t *msg) {
         if (k >= 0)
                 k = open_parent(s, dst, true, &dd, &dn);
         if (k >= 0) {
-                AS_USER(s);
+                AS_SANDBOX_USER(s);
                 k = renameat(sd, sn, dd, dn) < 0 ? -errno : 0;
         }
         if (k < 0)
@@ -637,7 +593,7 @@ static void fs_watch_dir(e2b_req *q, session *s, const char *path, json_t *msg) 
                 return e2b_reply_connect_error(q, "invalid_argument", "WatchDir is a server-streaming call");
         if (json_is_true(json_object_get(msg, "recursive")))
                 return e2b_reply_connect_error(q, "unimplemented", "sandpool does not watch directories recursively yet");
-        k = open_in_root(s, path, O_PATH | O_DIRECTORY, &dfd);
+        k = sandbox_fs_open(s, path, O_PATH | O_DIRECTORY, &dfd);
         if (k < 0)
                 return reply_fs_errno(q, k, "watch", path);
         ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -672,7 +628,7 @@ static void fs_watch_dir(e2b_req *q, session *s, const char *path, json_t *msg) 
 
 void e2b_fs_rpc(e2b_req *q, session *s, const char *name, json_t *msg) {
         _cleanup_free_ char *path = NULL;
-        AS_USER(s); /* every step, stat and listing included */
+        AS_SANDBOX_USER(s); /* every step, stat and listing included */
 
         if (streq(name, "Move"))
                 return fs_move(q, s, msg);
