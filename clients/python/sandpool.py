@@ -298,6 +298,13 @@ def _dropped(conn: _UnixConnection) -> bool:
     return bool(r)
 
 
+def _object(d: Any, what: str) -> Dict[str, Any]:
+    """The answer d as a JSON object, or ProtocolError naming what it should be."""
+    if not isinstance(d, dict):
+        raise ProtocolError("%s answered no JSON object" % what)
+    return d
+
+
 def _json_body(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
@@ -585,15 +592,20 @@ class Client:
     def create_template(self, name: str, from_session: str) -> Dict[str, Any]:
         """POST /v1/templates: capture the session's files as a read-only
         template; sessions made with template=name start with them."""
-        return self._call("POST", "/v1/templates", {"name": name, "from_session": from_session})
+        return _object(self._call("POST", "/v1/templates",
+                                  {"name": name, "from_session": from_session}), "template")
 
     def templates(self) -> List[Dict[str, Any]]:
         """GET /v1/templates: the templates the caller may use."""
-        return self._call("GET", "/v1/templates")["templates"]
+        lst = _object(self._call("GET", "/v1/templates"), "template list").get("templates")
+        if not isinstance(lst, list):
+            raise ProtocolError("template list answered no \"templates\" array")
+        return [_object(t, "template") for t in lst]
 
     def template(self, name: str) -> Dict[str, Any]:
         """GET /v1/templates/{name}."""
-        return self._call("GET", "/v1/templates/" + urllib.parse.quote(name, safe=""))
+        return _object(self._call("GET", "/v1/templates/" + urllib.parse.quote(name, safe="")),
+                       "template")
 
     def delete_template(self, name: str) -> None:
         """DELETE /v1/templates/{name} (ConflictError while in use)."""
