@@ -70,12 +70,12 @@ static int check_network_ceiling(request *r, session_params *p) {
         gid_t groups[256];
         socklen_t glen = sizeof(groups);
         netcaller who = {.uid = r->cl->uid, .gid = r->cl->gid, .admin = r->cl->admin, .groups = groups};
-        char why[256];
+        sp_error err = {};
 
         if (getsockopt(r->cl->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) >= 0)
                 who.n_groups = glen / sizeof(gid_t);
-        if (netceiling_check(r->srv->netceiling, &who, &p->network, why, sizeof(why)) < 0) {
-                reply_error(r, 400, "bad_request", "network not allowed: %s", why);
+        if (netceiling_check(r->srv->netceiling, &who, &p->network, &err) < 0) {
+                reply_error(r, 400, "bad_request", "network not allowed: %s", err.message);
                 return -EPERM;
         }
         return 0;

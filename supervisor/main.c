@@ -165,10 +165,10 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
  * leaves the running grants in place. */
 static void reload_network_grants(server *srv) {
         netceiling *c = NULL;
-        char why[300];
+        sp_error err = {};
 
-        if (netceiling_load(srv->config.cfg.net_policy, &c, why, sizeof(why)) < 0) {
-                log_error("Reload of [network] network_policy failed, keeping the running grants: %s", why);
+        if (netceiling_load(srv->config.cfg.net_policy, &c, &err) < 0) {
+                log_error("Reload of [network] network_policy failed, keeping the running grants: %s", err.message);
                 return;
         }
         netceiling_free(srv->netceiling);
@@ -358,13 +358,12 @@ static int load_image(server *srv) {
  * operator's grants. Without one a session may only have "none". */
 static int setup_network(server *srv) {
         const sp_config *cfg = &srv->config.cfg;
-        char why[300];
         sp_error err = {};
         int r;
 
-        r = netceiling_load(cfg->net_policy, &srv->netceiling, why, sizeof(why));
+        r = netceiling_load(cfg->net_policy, &srv->netceiling, &err);
         if (r < 0) {
-                log_error("[network] network_policy: %s", why);
+                log_error("[network] network_policy: %s", err.message);
                 return r;
         }
         if (!cfg->net_uplink || !*cfg->net_uplink)

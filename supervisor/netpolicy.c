@@ -141,22 +141,21 @@ static int parse_name(json_t *v, char **ret) {
         return 0;
 }
 
-static int parse_names(json_t *a, char **names, unsigned *n, unsigned max, const char *field, char *why,
-                       size_t len) {
+static int parse_names(json_t *a, char **names, unsigned *n, unsigned max, const char *field, sp_error *err) {
         size_t i;
         json_t *v;
         int r;
 
         if (!json_is_array(a))
-                return snprintf(why, len, "%s: an array of host names", field), -EINVAL;
+                return sp_error_set(err, -EINVAL, "%s: an array of host names", field);
         if (json_array_size(a) > max)
-                return snprintf(why, len, "%s: at most %u", field, max), -EINVAL;
+                return sp_error_set(err, -EINVAL, "%s: at most %u", field, max);
         json_array_foreach(a, i, v) {
                 r = parse_name(v, &names[*n]);
                 if (r == -ENOMEM)
-                        return snprintf(why, len, "out of memory"), r;
+                        return sp_error_set(err, r, "out of memory");
                 if (r < 0)
-                        return snprintf(why, len, "%s[%zu]: not a host name or *.suffix pattern", field, i), -EINVAL;
+                        return sp_error_set(err, -EINVAL, "%s[%zu]: not a host name or *.suffix pattern", field, i);
                 (*n)++;
         }
         return 0;
@@ -171,56 +170,54 @@ static const netpolicy_cidr never_cidrs[] = {
         { 0xe0000000, 3 },  /* multicast and reserved */
 };
 
-static int parse_cidrs(json_t *a, netpolicy_cidr *cidrs, unsigned *n, unsigned max, const char *field, char *why,
-                       size_t len) {
+static int parse_cidrs(json_t *a, netpolicy_cidr *cidrs, unsigned *n, unsigned max, const char *field, sp_error *err) {
         size_t i;
         json_t *v;
 
         if (!json_is_array(a))
-                return snprintf(why, len, "%s: an array of IPv4 ranges (\"198.51.100.0/24\")", field), -EINVAL;
+                return sp_error_set(err, -EINVAL, "%s: an array of IPv4 ranges (\"198.51.100.0/24\")", field);
         if (json_array_size(a) > max)
-                return snprintf(why, len, "%s: at most %u", field, max), -EINVAL;
+                return sp_error_set(err, -EINVAL, "%s: at most %u", field, max);
         json_array_foreach(a, i, v) {
                 const char *s = json_string_value(v);
                 netpolicy_cidr *c = &cidrs[*n];
                 if (!s || netpolicy_parse_cidr(s, c) < 0)
-                        return snprintf(why, len, "%s[%zu]: not an IPv4 range (a.b.c.d/n, no host bits)", field, i),
-                               -EINVAL;
+                        return sp_error_set(err, -EINVAL, "%s[%zu]: not an IPv4 range (a.b.c.d/n, no host bits)",
+                                            field, i);
                 for (size_t k = 0; k < ELEMENTSOF(never_cidrs); k++)
                         if (cidr_overlaps(c, &never_cidrs[k]))
-                                return snprintf(why, len,
-                                                "%s[%zu]: %s overlaps loopback, link-local or multicast, which "
-                                                "are never reachable", field, i, s),
-                                       -EINVAL;
+                                return sp_error_set(err, -EINVAL,
+                                                    "%s[%zu]: %s overlaps loopback, link-local or multicast, "
+                                                    "which are never reachable", field, i, s);
                 (*n)++;
         }
         return 0;
 }
 
-static int parse_ports(json_t *a, uint16_t *ports, unsigned *n, const char *field, char *why, size_t len) {
+static int parse_ports(json_t *a, uint16_t *ports, unsigned *n, const char *field, sp_error *err) {
         size_t i;
         json_t *v;
 
         if (!json_is_array(a) || json_array_size(a) == 0)
-                return snprintf(why, len, "%s: a non-empty array of port numbers", field), -EINVAL;
+                return sp_error_set(err, -EINVAL, "%s: a non-empty array of port numbers", field);
         if (json_array_size(a) > NETPOLICY_MAX_PORTS)
-                return snprintf(why, len, "%s: at most %d", field, NETPOLICY_MAX_PORTS), -EINVAL;
+                return sp_error_set(err, -EINVAL, "%s: at most %d", field, NETPOLICY_MAX_PORTS);
         json_array_foreach(a, i, v) {
                 if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
-                        return snprintf(why, len, "%s[%zu]: a port number 1-65535", field, i), -EINVAL;
+                        return sp_error_set(err, -EINVAL, "%s[%zu]: a port number 1-65535", field, i);
                 ports[(*n)++] = (uint16_t) json_integer_value(v);
         }
         return 0;
 }
 
-static int parse_rate(json_t *v, uint32_t *ret, const char *field, char *why, size_t len) {
+static int parse_rate(json_t *v, uint32_t *ret, const char *field, sp_error *err) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MAX_RATE_MBIT)
-                return snprintf(why, len, "%s: whole megabits per second, 1-%u", field, MAX_RATE_MBIT), -EINVAL;
+                return sp_error_set(err, -EINVAL, "%s: whole megabits per second, 1-%u", field, MAX_RATE_MBIT);
         *ret = (uint32_t) json_integer_value(v);
         return 0;
 }
 
-int netpolicy_from_json(json_t *v, netpolicy *ret, char *why, size_t len) {
+int netpolicy_from_json(json_t *v, netpolicy *ret, sp_error *err) {
         static const char *const known[] = { "allow", "cidrs", "ports", "rate_mbit" };
         netpolicy p = {};
         const char *k;
@@ -236,26 +233,26 @@ int netpolicy_from_json(json_t *v, netpolicy *ret, char *why, size_t len) {
                 return 0;
         }
         if (!json_is_object(v))
-                return snprintf(why, len, "network: \"none\", \"open\" or {\"allow\": [...], \"cidrs\": [...], "
-                                          "\"ports\": [...], \"rate_mbit\": n}"), -EINVAL;
+                return sp_error_set(err, -EINVAL, "network: \"none\", \"open\" or {\"allow\": [...], \"cidrs\": [...], "
+                                          "\"ports\": [...], \"rate_mbit\": n}");
         json_object_foreach(v, k, f) {
                 bool ok = false;
                 for (size_t i = 0; i < ELEMENTSOF(known); i++)
                         ok = ok || strcmp(known[i], k) == 0;
                 if (!ok)
-                        return snprintf(why, len, "network: unknown field '%.40s'", k), -EINVAL;
+                        return sp_error_set(err, -EINVAL, "network: unknown field '%.40s'", k);
         }
         p.mode = NETPOLICY_ALLOW;
         if ((f = json_object_get(v, "allow")))
-                r = parse_names(f, p.names, &p.n_names, NETPOLICY_MAX_NAMES, "network.allow", why, len);
+                r = parse_names(f, p.names, &p.n_names, NETPOLICY_MAX_NAMES, "network.allow", err);
         if (r >= 0 && (f = json_object_get(v, "cidrs")))
-                r = parse_cidrs(f, p.cidrs, &p.n_cidrs, NETPOLICY_MAX_CIDRS, "network.cidrs", why, len);
+                r = parse_cidrs(f, p.cidrs, &p.n_cidrs, NETPOLICY_MAX_CIDRS, "network.cidrs", err);
         if (r >= 0 && (f = json_object_get(v, "ports")))
-                r = parse_ports(f, p.ports, &p.n_ports, "network.ports", why, len);
+                r = parse_ports(f, p.ports, &p.n_ports, "network.ports", err);
         if (r >= 0 && (f = json_object_get(v, "rate_mbit")))
-                r = parse_rate(f, &p.rate_mbit, "network.rate_mbit", why, len);
+                r = parse_rate(f, &p.rate_mbit, "network.rate_mbit", err);
         if (r >= 0 && p.n_names == 0 && p.n_cidrs == 0)
-                r = (snprintf(why, len, "network: allow or cidrs must list something (or say \"none\")"), -EINVAL);
+                r = sp_error_set(err, -EINVAL, "network: allow or cidrs must list something (or say \"none\")");
         if (r < 0) {
                 netpolicy_done(&p);
                 return r;
@@ -323,34 +320,34 @@ void netceiling_free(netceiling *c) {
         free(c);
 }
 
-static int grant_who(json_t *g, grant *gr, unsigned idx, char *why, size_t len) {
+static int grant_who(json_t *g, grant *gr, unsigned idx, sp_error *err) {
         json_t *uids = json_object_get(g, "uids"), *groups = json_object_get(g, "groups"), *v;
         size_t i;
 
         if (uids && (!json_is_array(uids) || json_array_size(uids) > ELEMENTSOF(gr->uids)))
-                return snprintf(why, len, "grants[%u].uids: an array of at most 32 uids or \"*\"", idx), -EINVAL;
+                return sp_error_set(err, -EINVAL, "grants[%u].uids: an array of at most 32 uids or \"*\"", idx);
         json_array_foreach(uids, i, v) {
                 if (json_is_string(v) && strcmp(json_string_value(v), "*") == 0)
                         gr->everyone = true;
                 else if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < UINT32_MAX)
                         gr->uids[gr->n_uids++] = (uid_t) json_integer_value(v);
                 else
-                        return snprintf(why, len, "grants[%u].uids[%zu]: a uid or \"*\"", idx, i), -EINVAL;
+                        return sp_error_set(err, -EINVAL, "grants[%u].uids[%zu]: a uid or \"*\"", idx, i);
         }
         if (groups && (!json_is_array(groups) || json_array_size(groups) > ELEMENTSOF(gr->gids)))
-                return snprintf(why, len, "grants[%u].groups: an array of at most 32 group names", idx), -EINVAL;
+                return sp_error_set(err, -EINVAL, "grants[%u].groups: an array of at most 32 group names", idx);
         json_array_foreach(groups, i, v) {
                 struct group *grp = json_is_string(v) ? getgrnam(json_string_value(v)) : NULL;
                 if (!grp)
-                        return snprintf(why, len, "grants[%u].groups[%zu]: no such group", idx, i), -EINVAL;
+                        return sp_error_set(err, -EINVAL, "grants[%u].groups[%zu]: no such group", idx, i);
                 gr->gids[gr->n_gids++] = grp->gr_gid;
         }
         if (!gr->everyone && gr->n_uids == 0 && gr->n_gids == 0)
-                return snprintf(why, len, "grants[%u]: names no uid or group", idx), -EINVAL;
+                return sp_error_set(err, -EINVAL, "grants[%u]: names no uid or group", idx);
         return 0;
 }
 
-static int grant_parse(json_t *g, grant *gr, unsigned idx, char *why, size_t len) {
+static int grant_parse(json_t *g, grant *gr, unsigned idx, sp_error *err) {
         static const char *const known[] = { "uids", "groups", "allow", "cidrs", "ports", "max_rate_mbit" };
         char field[48];
         const char *k;
@@ -358,38 +355,38 @@ static int grant_parse(json_t *g, grant *gr, unsigned idx, char *why, size_t len
         int r;
 
         if (!json_is_object(g))
-                return snprintf(why, len, "grants[%u]: an object", idx), -EINVAL;
+                return sp_error_set(err, -EINVAL, "grants[%u]: an object", idx);
         json_object_foreach(g, k, f) {
                 bool ok = false;
                 for (size_t i = 0; i < ELEMENTSOF(known); i++)
                         ok = ok || strcmp(known[i], k) == 0;
                 if (!ok)
-                        return snprintf(why, len, "grants[%u]: unknown field '%.40s'", idx, k), -EINVAL;
+                        return sp_error_set(err, -EINVAL, "grants[%u]: unknown field '%.40s'", idx, k);
         }
-        r = grant_who(g, gr, idx, why, len);
+        r = grant_who(g, gr, idx, err);
         if (r < 0)
                 return r;
         gr->p.mode = NETPOLICY_ALLOW;
         snprintf(field, sizeof(field), "grants[%u].allow", idx);
         if ((f = json_object_get(g, "allow")) &&
-            (r = parse_names(f, gr->p.names, &gr->p.n_names, NETPOLICY_MAX_NAMES, field, why, len)) < 0)
+            (r = parse_names(f, gr->p.names, &gr->p.n_names, NETPOLICY_MAX_NAMES, field, err)) < 0)
                 return r;
         snprintf(field, sizeof(field), "grants[%u].cidrs", idx);
         if ((f = json_object_get(g, "cidrs")) &&
-            (r = parse_cidrs(f, gr->p.cidrs, &gr->p.n_cidrs, NETPOLICY_MAX_CIDRS, field, why, len)) < 0)
+            (r = parse_cidrs(f, gr->p.cidrs, &gr->p.n_cidrs, NETPOLICY_MAX_CIDRS, field, err)) < 0)
                 return r;
         snprintf(field, sizeof(field), "grants[%u].ports", idx);
-        if ((f = json_object_get(g, "ports")) && (r = parse_ports(f, gr->p.ports, &gr->p.n_ports, field, why, len)) < 0)
+        if ((f = json_object_get(g, "ports")) && (r = parse_ports(f, gr->p.ports, &gr->p.n_ports, field, err)) < 0)
                 return r;
         if (gr->p.n_ports == 0)
                 gr->p.ports[0] = 80, gr->p.ports[1] = 443, gr->p.n_ports = 2;
         snprintf(field, sizeof(field), "grants[%u].max_rate_mbit", idx);
-        if ((f = json_object_get(g, "max_rate_mbit")) && (r = parse_rate(f, &gr->p.rate_mbit, field, why, len)) < 0)
+        if ((f = json_object_get(g, "max_rate_mbit")) && (r = parse_rate(f, &gr->p.rate_mbit, field, err)) < 0)
                 return r;
         return 0;
 }
 
-static int netceiling_parse(json_t *root, netceiling *c, char *why, size_t len) {
+static int netceiling_parse(json_t *root, netceiling *c, sp_error *err) {
         json_t *grants = json_object_get(root, "grants"), *open = json_object_get(root, "open_for_admins"), *g;
         const char *k;
         json_t *f;
@@ -397,22 +394,22 @@ static int netceiling_parse(json_t *root, netceiling *c, char *why, size_t len) 
         int r;
 
         if (!json_is_object(root))
-                return snprintf(why, len, "not a JSON object"), -EINVAL;
+                return sp_error_set(err, -EINVAL, "not a JSON object");
         json_object_foreach(root, k, f)
                 if (strcmp(k, "grants") != 0 && strcmp(k, "open_for_admins") != 0)
-                        return snprintf(why, len, "unknown field '%.40s'", k), -EINVAL;
+                        return sp_error_set(err, -EINVAL, "unknown field '%.40s'", k);
         if (open && !json_is_boolean(open))
-                return snprintf(why, len, "open_for_admins: true or false"), -EINVAL;
+                return sp_error_set(err, -EINVAL, "open_for_admins: true or false");
         c->open_for_admins = !open || json_is_true(open);
         if (grants && !json_is_array(grants))
-                return snprintf(why, len, "grants: an array"), -EINVAL;
+                return sp_error_set(err, -EINVAL, "grants: an array");
         if (json_array_size(grants) > 256)
-                return snprintf(why, len, "grants: at most 256"), -EINVAL;
+                return sp_error_set(err, -EINVAL, "grants: at most 256");
         c->grants = calloc(json_array_size(grants) + 1, sizeof(*c->grants));
         if (!c->grants)
-                return snprintf(why, len, "out of memory"), -ENOMEM;
+                return sp_error_set(err, -ENOMEM, "out of memory");
         json_array_foreach(grants, i, g) {
-                r = grant_parse(g, &c->grants[i], (unsigned) i, why, len);
+                r = grant_parse(g, &c->grants[i], (unsigned) i, err);
                 c->n_grants = (unsigned) i + 1;
                 if (r < 0)
                         return r;
@@ -420,15 +417,14 @@ static int netceiling_parse(json_t *root, netceiling *c, char *why, size_t len) 
         return 0;
 }
 
-int netceiling_load(const char *path, netceiling **ret, char *why, size_t len) {
+int netceiling_load(const char *path, netceiling **ret, sp_error *err) {
         netceiling *c = calloc(1, sizeof(*c));
         json_error_t jerr;
         json_t *root;
-        char inner[200];
         int r;
 
         if (!c)
-                return -ENOMEM;
+                return sp_error_set(err, -ENOMEM, "out of memory");
         c->open_for_admins = true;
         if (!path || !*path) {
                 *ret = c;
@@ -436,16 +432,14 @@ int netceiling_load(const char *path, netceiling **ret, char *why, size_t len) {
         }
         root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
         if (!root) {
-                snprintf(why, len, "%s:%d: %s", path, jerr.line, jerr.text);
                 netceiling_free(c);
-                return -EINVAL;
+                return sp_error_set(err, -EINVAL, "%s:%d: %s", path, jerr.line, jerr.text);
         }
-        r = netceiling_parse(root, c, inner, sizeof(inner));
+        r = netceiling_parse(root, c, err);
         json_decref(root);
         if (r < 0) {
-                snprintf(why, len, "%s: %s", path, inner);
                 netceiling_free(c);
-                return r;
+                return sp_error_prefix(err, "%s", path);
         }
         *ret = c;
         return 0;
@@ -519,7 +513,7 @@ static uint32_t ceiling_rate(const netceiling *c, const netcaller *who, bool *re
         return best;
 }
 
-int netceiling_check(const netceiling *c, const netcaller *who, netpolicy *p, char *why, size_t len) {
+int netceiling_check(const netceiling *c, const netcaller *who, netpolicy *p, sp_error *err) {
         uint32_t cap;
         bool any;
 
@@ -528,37 +522,33 @@ int netceiling_check(const netceiling *c, const netcaller *who, netpolicy *p, ch
         if (p->mode == NETPOLICY_OPEN) {
                 if (who->admin && c->open_for_admins)
                         return 0;
-                return snprintf(why, len, "network \"open\" is for administrators only%s",
-                                who->admin ? " and the operator turned it off (open_for_admins)" : ""),
-                       -EPERM;
+                return sp_error_set(err, -EPERM, "network \"open\" is for administrators only%s",
+                                who->admin ? " and the operator turned it off (open_for_admins)" : "");
         }
         if (who->admin)
                 return 0; /* an administrator may list anything (never-reachable ranges stay so) */
         for (unsigned i = 0; i < p->n_names; i++)
                 if (!covered_name(c, who, p->names[i]))
-                        return snprintf(why, len, "network.allow: '%s' is not granted to uid %u by the operator",
-                                        p->names[i], (unsigned) who->uid),
-                               -EPERM;
+                        return sp_error_set(err, -EPERM, "network.allow: '%s' is not granted to uid %u by the operator",
+                                        p->names[i], (unsigned) who->uid);
         for (unsigned i = 0; i < p->n_cidrs; i++)
                 if (!covered_cidr(c, who, &p->cidrs[i])) {
                         json_t *s = cidr_to_json(&p->cidrs[i]);
-                        snprintf(why, len, "network.cidrs: %s is not granted to uid %u by the operator",
-                                 s ? json_string_value(s) : "?", (unsigned) who->uid);
+                        sp_error_set(err, -EPERM, "network.cidrs: %s is not granted to uid %u by the operator",
+                                     s ? json_string_value(s) : "?", (unsigned) who->uid);
                         json_decref(s);
                         return -EPERM;
                 }
         for (unsigned i = 0; i < p->n_ports; i++)
                 if (!covered_port(c, who, p->ports[i]))
-                        return snprintf(why, len, "network.ports: %u is not granted to uid %u by the operator",
-                                        p->ports[i], (unsigned) who->uid),
-                               -EPERM;
+                        return sp_error_set(err, -EPERM, "network.ports: %u is not granted to uid %u by the operator",
+                                        p->ports[i], (unsigned) who->uid);
         cap = ceiling_rate(c, who, &any);
         if (!any)
-                return snprintf(why, len, "uid %u may not have network (no grant names it)", (unsigned) who->uid),
-                       -EPERM;
+                return sp_error_set(err, -EPERM, "uid %u may not have network (no grant names it)",
+                                    (unsigned) who->uid);
         if (cap && p->rate_mbit > cap)
-                return snprintf(why, len, "network.rate_mbit: at most %u for uid %u", cap, (unsigned) who->uid),
-                       -EPERM;
+                return sp_error_set(err, -EPERM, "network.rate_mbit: at most %u for uid %u", cap, (unsigned) who->uid);
         if (cap && p->rate_mbit == 0)
                 p->rate_mbit = cap;
         return 0;

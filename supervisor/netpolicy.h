@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "macro.h"
+
 #define NETPOLICY_MAX_NAMES 64
 #define NETPOLICY_MAX_CIDRS 32
 #define NETPOLICY_MAX_PORTS 16
@@ -40,8 +42,8 @@ typedef struct netpolicy {
 } netpolicy;
 
 /* The "network" field of POST /v1/sessions (NULL or absent: none). 0, or
- * -EINVAL with why filled in ("allow[2]: 'a..b' is not a host name"). */
-int netpolicy_from_json(json_t *v, netpolicy *ret, char *why, size_t whylen);
+ * -EINVAL with err saying what ("allow[2]: 'a..b' is not a host name"). */
+int netpolicy_from_json(json_t *v, netpolicy *ret, sp_error *err);
 json_t *netpolicy_to_json(const netpolicy *p);
 void netpolicy_done(netpolicy *p);
 int netpolicy_copy(const netpolicy *from, netpolicy *to);
@@ -66,10 +68,10 @@ typedef struct netcaller {
 } netcaller;
 
 /* Load the ceiling file (JSON, see docs/api.md "Network"). path NULL or
- * "": nobody but an admin may ask for network. why says what is wrong
+ * "": nobody but an admin may ask for network. err says what is wrong
  * and where. */
-int netceiling_load(const char *path, netceiling **ret, char *why, size_t whylen);
+int netceiling_load(const char *path, netceiling **ret, sp_error *err);
 void netceiling_free(netceiling *c);
-/* May caller have p? 0, or -EPERM with why ("'x.com' is not granted to
+/* May caller have p? 0, or -EPERM with err ("'x.com' is not granted to
  * uid 1000"). Fills in a rate the ceiling caps when none was asked. */
-int netceiling_check(const netceiling *c, const netcaller *caller, netpolicy *p, char *why, size_t whylen);
+int netceiling_check(const netceiling *c, const netcaller *caller, netpolicy *p, sp_error *err);

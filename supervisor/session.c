@@ -103,9 +103,9 @@ int session_params_from_json(server *srv, json_t *body, session_params *p, sp_er
         if (p->env && !json_is_null(p->env) && !json_object_of_strings(p->env, true))
                 return sp_error_set(err, -EINVAL, "invalid value for env (an object of strings, names without '=')");
         if (json_object_get(body, "network")) {
-                char why[256];
-                if (netpolicy_from_json(json_object_get(body, "network"), &p->network, why, sizeof(why)) < 0)
-                        return sp_error_set(err, -EINVAL, "invalid value for %s", why);
+                sp_error nerr = {};
+                if (netpolicy_from_json(json_object_get(body, "network"), &p->network, &nerr) < 0)
+                        return sp_error_set(err, -EINVAL, "invalid value for %s", nerr.message);
                 if (p->network.mode != NETPOLICY_NONE && !srv->egress)
                         return sp_error_set(err, -EINVAL, "invalid value for network (this daemon has no [network] "
                                                           "uplink configured: only \"none\")");
