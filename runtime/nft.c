@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "macro.h"
 #include "nft.h"
 
 struct sp_nft {
@@ -56,7 +57,7 @@ static int error_from_text(const char *e) {
         return -EINVAL;
 }
 
-int sp_nft_run(sp_nft *n, const char *cmds, int json, const char **ret_output, char *errbuf, size_t errlen) {
+int sp_nft_run(sp_nft *n, const char *cmds, int json, const char **ret_output, sp_error *err) {
         unsigned flags = nft_ctx_output_get_flags(n->ctx);
         const char *e;
         int r;
@@ -69,12 +70,10 @@ int sp_nft_run(sp_nft *n, const char *cmds, int json, const char **ret_output, c
         r = nft_run_cmd_from_buffer(n->ctx, cmds);
         e = nft_ctx_get_error_buffer(n->ctx);
         if (r != 0) {
-                if (errbuf && errlen) {
-                        /* the first line says it; the rest repeats the input */
-                        size_t k = e ? strcspn(e, "\n") : 0;
-                        snprintf(errbuf, errlen, "%.*s", (int) k, e ? e : "");
-                }
-                return error_from_text(e ? e : "");
+                /* the first line says it; the rest repeats the input */
+                if (!e)
+                        e = "";
+                return sp_error_set(err, error_from_text(e), "%.*s", (int) strcspn(e, "\n"), e);
         }
         if (ret_output)
                 *ret_output = nft_ctx_get_output_buffer(n->ctx);

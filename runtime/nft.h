@@ -8,12 +8,15 @@
 
 #include <stddef.h>
 
+#include "macro.h"
+
 typedef struct sp_nft sp_nft;
 
 int sp_nft_new(sp_nft **ret);
 void sp_nft_free(sp_nft *n);
 /* Run cmds (one or more lines). 0, or -errno (-ENOENT for a missing
- * object, -EEXIST, else -EINVAL) with the message in errbuf. If
+ * object, -EEXIST, else -EINVAL) with the kernel's or the parser's first
+ * line in err. If
  * ret_output is given, it points at what the commands printed (valid until
  * the next call), in JSON when json is set. */
-int sp_nft_run(sp_nft *n, const char *cmds, int json, const char **ret_output, char *errbuf, size_t errlen);
+int sp_nft_run(sp_nft *n, const char *cmds, int json, const char **ret_output, sp_error *err);

@@ -206,7 +206,7 @@ int egress_new(sd_event *e, const egress_options *o, egress **ret, sp_error *err
         _cleanup_free_ char *rules = NULL;
         struct sockaddr_in upstream;
         netpolicy_cidr pool;
-        char why[256];
+        sp_error nerr = {};
         egress *g;
         int r;
 
@@ -243,8 +243,8 @@ int egress_new(sd_event *e, const egress_options *o, egress **ret, sp_error *err
                 r = sp_nft_new(&g->nft);
         if (r >= 0)
                 r = write_ruleset(g, o, o->address_pool, &rules);
-        if (r >= 0 && (r = sp_nft_run(g->nft, rules, 0, NULL, why, sizeof(why))) < 0)
-                sp_error_set(err, r, "Failed to create nft table inet %s: %s", g->table, why);
+        if (r >= 0 && (r = sp_nft_run(g->nft, rules, 0, NULL, &nerr)) < 0)
+                sp_error_set(err, r, "Failed to create nft table inet %s: %s", g->table, nerr.message);
         else if (r < 0)
                 sp_error_set(err, r, "Failed to set up nftables: %s", strerror(-r));
         if (r >= 0) {
@@ -274,7 +274,8 @@ int egress_new(sd_event *e, const egress_options *o, egress **ret, sp_error *err
 }
 
 void egress_free(egress *g) {
-        char cmd[128], why[256];
+        char cmd[128];
+        sp_error nerr = {};
 
         if (!g)
                 return;
@@ -283,8 +284,8 @@ void egress_free(egress *g) {
         netd_free(g->netd);
         if (g->nft && g->table) {
                 snprintf(cmd, sizeof(cmd), "delete table inet %s\n", g->table);
-                if (sp_nft_run(g->nft, cmd, 0, NULL, why, sizeof(why)) < 0)
-                        log_warning("Failed to remove nft table inet %s: %s", g->table, why);
+                if (sp_nft_run(g->nft, cmd, 0, NULL, &nerr) < 0)
+                        log_warning("Failed to remove nft table inet %s: %s", g->table, nerr.message);
         }
         sp_nft_free(g->nft);
         free(g->links);
@@ -310,7 +311,8 @@ static int claim_slot(egress *g, unsigned *ret) {
 }
 
 static int add_static_elements(egress_link *l, bool add) {
-        char a[INET_ADDRSTRLEN], n[INET_ADDRSTRLEN], why[256];
+        char a[INET_ADDRSTRLEN], n[INET_ADDRSTRLEN];
+        sp_error nerr = {};
         _cleanup_free_ char *cmd = NULL;
         size_t len = 0;
         FILE *f;
@@ -334,9 +336,9 @@ static int add_static_elements(egress_link *l, bool add) {
                                 l->policy.ports[p]);
         if (fclose(f) != 0)
                 return -ENOMEM;
-        r = sp_nft_run(l->g->nft, cmd, 0, NULL, why, sizeof(why));
+        r = sp_nft_run(l->g->nft, cmd, 0, NULL, &nerr);
         if (r < 0)
-                log_session(LOG_WARNING, l->session_id, "nft: %s", why);
+                log_session(LOG_WARNING, l->session_id, "nft: %s", nerr.message);
         return r;
 }
 
@@ -445,7 +447,8 @@ int egress_attach(egress *g, const char *session_id, int pidfd, int root_fd, con
  * time the kernel sees the batch, which would fail it whole: those are
  * left to expire on their own. */
 static void delete_open_elements(egress_link *l) {
-        char a[INET_ADDRSTRLEN], d[INET_ADDRSTRLEN], why[256];
+        char a[INET_ADDRSTRLEN], d[INET_ADDRSTRLEN];
+        sp_error nerr = {};
         _cleanup_free_ char *cmd = NULL;
         usec_t now = now_mono();
         size_t len = 0;
@@ -464,20 +467,20 @@ static void delete_open_elements(egress_link *l) {
         }
         if (fclose(f) != 0 || n == 0)
                 return;
-        if (sp_nft_run(l->g->nft, cmd, 0, NULL, why, sizeof(why)) < 0)
-                log_session(LOG_WARNING, l->session_id, "nft: cannot remove its open addresses: %s", why);
+        if (sp_nft_run(l->g->nft, cmd, 0, NULL, &nerr) < 0)
+                log_session(LOG_WARNING, l->session_id, "nft: cannot remove its open addresses: %s", nerr.message);
 }
 
 /* Walk the denied set (nft's JSON): call fn for each element of this link. */
 static void for_each_denied(egress_link *l, void (*fn)(egress_link *l, json_t *val, uint64_t packets, void *ud),
                             void *ud) {
-        char cmd[128], why[256], a[INET_ADDRSTRLEN];
+        char cmd[128], a[INET_ADDRSTRLEN];
         const char *out = NULL;
         json_t *root, *items, *it;
         size_t i;
 
         snprintf(cmd, sizeof(cmd), "list set inet %s denied\n", l->g->table);
-        if (sp_nft_run(l->g->nft, cmd, 1, &out, why, sizeof(why)) < 0 || !out)
+        if (sp_nft_run(l->g->nft, cmd, 1, &out, NULL) < 0 || !out)
                 return;
         root = json_loads(out, 0, NULL);
         items = json_object_get(root, "nftables");
@@ -530,13 +533,13 @@ void egress_detach(egress_link *l) {
         {
                 _cleanup_free_ char *cmd = NULL;
                 size_t len = 0;
-                char why[256];
+                sp_error nerr = {};
                 FILE *f = open_memstream(&cmd, &len);
                 if (f) {
                         for_each_denied(l, delete_one_denied, f);
-                        if (fclose(f) == 0 && len > 0 && sp_nft_run(g->nft, cmd, 0, NULL, why, sizeof(why)) < 0)
+                        if (fclose(f) == 0 && len > 0 && sp_nft_run(g->nft, cmd, 0, NULL, &nerr) < 0)
                                 log_session(LOG_WARNING, l->session_id, "nft: cannot remove its denied entries: %s",
-                                            why);
+                                            nerr.message);
                 }
         }
         g->detached++;
@@ -640,7 +643,8 @@ static open_addr *find_open(egress_link *l, uint32_t addr, usec_t now) {
 static size_t resolver_answered(void *userdata, void *link, const char *name, uint32_t *addrs, uint32_t *ttls,
                                 size_t n) {
         egress_link *l = link;
-        char a[INET_ADDRSTRLEN], d[INET_ADDRSTRLEN], why[256];
+        char a[INET_ADDRSTRLEN], d[INET_ADDRSTRLEN];
+        sp_error nerr = {};
         _cleanup_free_ char *cmd = NULL;
         usec_t now = now_mono();
         size_t len = 0, kept = 0, changes = 0;
@@ -683,8 +687,8 @@ static size_t resolver_answered(void *userdata, void *link, const char *name, ui
         }
         if (fclose(f) != 0)
                 return 0;
-        if (changes > 0 && sp_nft_run(l->g->nft, cmd, 0, NULL, why, sizeof(why)) < 0) {
-                log_session(LOG_WARNING, l->session_id, "nft: cannot open %s's addresses: %s", name, why);
+        if (changes > 0 && sp_nft_run(l->g->nft, cmd, 0, NULL, &nerr) < 0) {
+                log_session(LOG_WARNING, l->session_id, "nft: cannot open %s's addresses: %s", name, nerr.message);
                 return 0; /* what is not open is not answered */
         }
         return kept;
