@@ -115,6 +115,9 @@ typedef struct sp_cgroup_hier {
         bool created_subtree; /* we made <parent>/<subdir>: remove it at the end */
 } sp_cgroup_hier;
 
+/* Close a hierarchy's fds, free its paths and leave it empty (fds -EBADF). */
+void sp_cgroup_hier_done(sp_cgroup_hier *h);
+
 typedef struct sp_cgroup_backend sp_cgroup_backend;
 
 struct sp_cgroup_manager {

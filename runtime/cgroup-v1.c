@@ -104,16 +104,7 @@ static int v1_probe(sp_cgroup_manager *m, const sp_cgroup_mount *mounts, size_t 
 }
 
 static void drop_hier(sp_cgroup_manager *m, size_t i) {
-        sp_cgroup_hier *h = &m->hier[i];
-        h->subtree_fd = safe_close(h->subtree_fd);
-        h->parent_fd = safe_close(h->parent_fd);
-        free(h->ctrl_name);
-        free(h->mount_path);
-        free(h->parent_rel);
-        free(h->parent_path);
-        free(h->subtree_rel);
-        free(h->subtree_path);
-        *h = (sp_cgroup_hier) {.parent_fd = -EBADF, .subtree_fd = -EBADF};
+        sp_cgroup_hier_done(&m->hier[i]);
         m->n_hier = i;
 }
 

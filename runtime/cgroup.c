@@ -761,12 +761,24 @@ const char *sp_cgroup_manager_describe(const sp_cgroup_manager *m) {
         return m->describe ?: "cgroup: not set up";
 }
 
+void sp_cgroup_hier_done(sp_cgroup_hier *h) {
+        safe_close(h->subtree_fd);
+        safe_close(h->parent_fd);
+        free(h->ctrl_name);
+        free(h->mount_path);
+        free(h->parent_rel);
+        free(h->parent_path);
+        free(h->subtree_rel);
+        free(h->subtree_path);
+        *h = (sp_cgroup_hier) {.parent_fd = -EBADF, .subtree_fd = -EBADF};
+}
+
 void sp_cgroup_manager_free(sp_cgroup_manager *m) {
         if (!m)
                 return;
         for (size_t i = 0; i < m->n_hier; i++) {
                 sp_cgroup_hier *h = &m->hier[i];
-                safe_close(h->subtree_fd);
+                h->subtree_fd = safe_close(h->subtree_fd);
                 /* Only what we made, and only when empty: a sandbox cgroup
                  * still in it (EBUSY) or someone else's subtree stays. */
                 if (h->created_subtree && h->parent_fd >= 0)
@@ -774,13 +786,7 @@ void sp_cgroup_manager_free(sp_cgroup_manager *m) {
                 /* <parent>/supervisor (v2) is left alone: the caller lives
                  * in it and cannot move back, because the parent now has
                  * controllers enabled for its children. */
-                safe_close(h->parent_fd);
-                free(h->ctrl_name);
-                free(h->mount_path);
-                free(h->parent_rel);
-                free(h->parent_path);
-                free(h->subtree_rel);
-                free(h->subtree_path);
+                sp_cgroup_hier_done(h);
         }
         free(m->subdir);
         free(m->describe);
