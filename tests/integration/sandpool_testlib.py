@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 SOURCE_DIR = Path(__file__).resolve().parents[2]
@@ -139,3 +140,22 @@ def is_root():
 
 
 ERRNO_RE = re.compile(r"^E[A-Z0-9]+$")
+
+
+def wait_for(pred, timeout=30, what="condition"):
+    """pred()'s first true value, polled every 50 ms; AssertionError after timeout s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def metric(d, name):
+    """The value of the metric `name` on d's /metrics (int when whole), or None."""
+    m = re.search(r"^%s (\d+(?:\.\d+)?)" % re.escape(name), d.get("/metrics").data.decode(), re.M)
+    if not m:
+        return None
+    return int(m.group(1)) if m.group(1).isdigit() else float(m.group(1))

@@ -5,33 +5,17 @@ hands out and refills, caps the total, makes a request wait and then answer
 killed from outside and replaces it, serves 80 concurrent sessions, and
 leaves nothing behind."""
 import os
-import re
 import signal
 import threading
 import time
 
 import pytest
 
-from sandpool_testlib import children, factory_workers, sandbox_pid1s
+from sandpool_testlib import children, factory_workers, metric, sandbox_pid1s, wait_for
 
 
 def pool(d):
     return d.get("/v1/health").json["pool"]
-
-
-def wait_for(pred, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
-
-def metric(d, name):
-    m = re.search(r"^%s (\d+)" % re.escape(name), d.get("/metrics").data.decode(), re.M)
-    return int(m.group(1)) if m else None
 
 
 SMALL = {"pool": {"pool_size": "4", "min_pool_size": "1", "max_pool_size": "6"}}

@@ -18,7 +18,7 @@ import pytest
 
 import apiclient
 import conftest
-from sandpool_testlib import factory_workers, sandbox_pid1s
+from sandpool_testlib import factory_workers, metric, sandbox_pid1s, wait_for
 
 
 CTL = os.path.join(conftest.BUILD_DIR, "ctl", "sandpoolctl")
@@ -31,21 +31,6 @@ def ctl(d, *args, uid=None):
     pre = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"] if uid is not None else []
     return subprocess.run(pre + [CTL] + list(args), capture_output=True, text=True, timeout=60, env=env,
                           stdin=subprocess.DEVNULL)
-
-
-def wait_for(pred, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
-
-def metric(d, name):
-    m = re.search(r"^%s (\d+(?:\.\d+)?)" % re.escape(name), d.get("/metrics").data.decode(), re.M)
-    return float(m.group(1)) if m else None
 
 
 class UidClient:
